@@ -1,0 +1,27 @@
+"""Test-wide settings: W&B never touches the network, and torch stays on the 2 cores we have."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+os.environ["WANDB_MODE"] = "disabled"
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import worldkit  # noqa: E402,F401  (sets headless rendering before any env is imported)
+
+
+@pytest.fixture
+def run_python():
+    """Run a snippet in a fresh interpreter (for import-time and environment-variable behaviour)."""
+
+    def run(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            capture_output=True, text=True, env=full_env, timeout=timeout,
+        )
+
+    return run

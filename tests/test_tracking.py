@@ -1,0 +1,78 @@
+"""Recipe configs take a W&B agent's command line; runs log locally and to W&B offline."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from worldkit.config import parse_config
+from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.training import TrainerConfig
+
+
+@dataclass
+class Inner:
+    lr: float = 3e-4
+
+
+@dataclass
+class RecipeConfig:
+    env: str = "Walker2d-v4"
+    total_steps: int = 1_000_000
+    method: Literal["ppo", "wm_ppo"] = "wm_ppo"
+    track: bool = False
+    seeds: tuple[int, ...] = (0,)
+    inner: Inner = field(default_factory=Inner)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def test_a_sweep_agents_command_line_parses():
+    args = ["--env=Hopper-v4", "--total_steps=2048", "--method=ppo", "--track=True", "--inner.lr=0.01",
+            "--trainer.devices=2", "--trainer.strategy=ddp", "--seeds", "1", "2"]
+    config = parse_config(RecipeConfig, args)
+    assert (config.env, config.total_steps, config.method, config.track) == ("Hopper-v4", 2048, "ppo", True)
+    assert config.inner.lr == 0.01 and config.seeds == (1, 2)
+    assert (config.trainer.devices, config.trainer.strategy) == ("2", "ddp")
+    assert parse_config(RecipeConfig, []) == RecipeConfig()
+
+
+def test_bad_flags_fail_before_any_work(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(RecipeConfig, ["--method=sac"])
+    with pytest.raises(SystemExit):
+        parse_config(RecipeConfig, ["--total_steps=many"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # a config's own validation reaches the user as a CLI error
+        parse_config(RecipeConfig, ["--trainer.max_steps=0"])
+    assert "max_steps must be at least 1" in capsys.readouterr().err
+
+
+def test_wandb_modes_are_checked_and_online_never_prompts(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="must be one of"):
+        check_wandb_mode("cloud")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    with pytest.raises(ValueError, match="wandb login"):
+        check_wandb_mode("online")
+    assert check_wandb_mode("offline") == "offline"
+
+
+def test_run_logger_writes_local_files_without_wandb(tmp_path):
+    with RunLogger(tmp_path, RecipeConfig(), mode="disabled") as run:
+        for step in range(3):
+            run.log({"return": step * 10.0, "loss": 1.0 / (step + 1)}, step=step * 100)
+    assert json.loads((tmp_path / "config.json").read_text())["inner"] == {"lr": 3e-4}
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "step,loss,return" and lines[-1] == "200,0.3333333333333333,20.0"
+    assert not (tmp_path / "wandb").exists()
+
+
+def test_wandb_offline_run_records_config_and_metrics(tmp_path):
+    with RunLogger(tmp_path, {"latent_dim": 32}, mode="offline", project="worldkit-tests") as run:
+        run.log({"episode_return_unusual_key": 1.5}, step=1)
+    [run_file] = list(Path(tmp_path, "wandb").glob("offline-run-*/run-*.wandb"))
+    content = run_file.read_bytes()
+    assert b"episode_return_unusual_key" in content and b"latent_dim" in content
