@@ -38,7 +38,8 @@ def make_env(
     Args:
         spec: an id such as ``"Walker2d-v4"``, ``"miniworld:Sidewalk"`` or ``"dmc:walker-walk"``.
         obs: ``"state"`` or ``"pixels"`` (defaults: pixels for MiniWorld, state otherwise).
-        size: (height, width) of pixel observations; the family's default if None.
+        size: (height, width) of pixel observations (and of ``render()`` for a state env made
+            with ``render_mode="rgb_array"``); the family's default if None.
         seed: seeds the env's first reset and its action space.
         kwargs: passed to the underlying ``gymnasium.make``.
     """
@@ -101,6 +102,8 @@ def _make_gym(spec: EnvSpec, height: int, width: int, **kwargs) -> gym.Env:
     if spec.obs == "pixels":
         env = gym.make(spec.gym_id, render_mode="rgb_array", width=width, height=height, **kwargs)
         return PixelObservation(env)
+    if kwargs.get("render_mode") == "rgb_array":  # state env that can also show itself
+        kwargs = {"width": width, "height": height, **kwargs}
     return _state_float32(gym.make(spec.gym_id, **kwargs))
 
 

@@ -1,0 +1,136 @@
+"""World-model-assisted PPO: the model learns on real MuJoCo data, its bonus has the documented
+scale, and the recipe runs end to end and resumes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from worldkit.controllers import PPO, PPOConfig
+from worldkit.controllers.wm_ppo import WorldModelAssist
+from worldkit.envs import make_vector_env
+from worldkit.models import LatentMLPWorldModel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def random_walker_transitions(steps: int = 3000, seed: int = 0) -> dict[str, torch.Tensor]:
+    envs = make_vector_env("Walker2d-v4", 1)
+    obs, _ = envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    rows = {"obs": [], "action": [], "next_obs": []}
+    for _ in range(steps):
+        action = envs.action_space.sample()
+        next_obs, _, terminated, truncated, info = envs.step(action)
+        true_next = info["final_obs"][0] if (terminated | truncated)[0] else next_obs[0]
+        rows["obs"].append(obs[0]), rows["action"].append(action[0]), rows["next_obs"].append(true_next)
+        obs = next_obs
+    envs.close()
+    return {k: torch.as_tensor(np.stack(v), dtype=torch.float32) for k, v in rows.items()}
+
+
+def test_world_model_loss_falls_on_real_walker_transitions():
+    torch.manual_seed(0)
+    data = random_walker_transitions()
+    model = LatentMLPWorldModel(17, 6, latent_dim=32)
+    model.set_normalizer(data["obs"])
+    optimizer = model.configure_optimizers()
+    held_out = {k: v[-500:] for k, v in data.items()}
+    before = model.losses(held_out["obs"], held_out["action"], held_out["next_obs"])
+    for step in range(600):
+        index = torch.randint(0, 2500, (256,))
+        loss = model.losses(data["obs"][index], data["action"][index], data["next_obs"][index])["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = model.losses(held_out["obs"], held_out["action"], held_out["next_obs"])
+    assert after["recon"] < 0.3 * before["recon"]
+    # the latent did not collapse: z still varies across states
+    assert model.encode(held_out["obs"]).std(0).mean() > 0.05
+    with torch.no_grad():
+        z, z_next = model.encode(held_out["obs"]), model.encode(held_out["next_obs"])
+        copy_error = (z_next - z).pow(2).sum(-1).mean()  # the "nothing changes" prediction
+    # latents are on a moving scale, so judge dynamics against a baseline in the same latents
+    assert after["dynamics"] < 0.5 * copy_error
+
+
+def test_intrinsic_reward_is_alpha_times_squared_latent_error():
+    torch.manual_seed(0)
+    model = LatentMLPWorldModel(17, 6, latent_dim=8)
+    hook = WorldModelAssist(model, alpha=0.01)
+    obs, next_obs, actions = torch.randn(4, 2, 17), torch.randn(4, 2, 17), torch.rand(4, 2, 6)
+    bonus = hook.intrinsic_reward(obs, actions, next_obs, torch.zeros(4, 2))
+    expected = 0.01 * (model.predict_next(model.encode(obs), actions) - model.encode(next_obs)).pow(2).sum(-1)
+    assert bonus.shape == (4, 2)
+    torch.testing.assert_close(bonus, expected.detach())
+    assert WorldModelAssist(model, alpha=0.0).intrinsic_reward(obs, actions, next_obs, None) is None
+
+
+def test_wm_ppo_trains_the_world_model_inside_ppo():
+    envs = make_vector_env("Walker2d-v4", 1)
+    model = LatentMLPWorldModel(17, 6, latent_dim=16)
+    ppo = PPO(PPOConfig(total_steps=4096, num_steps=1024), envs, [WorldModelAssist(model)])
+    before = [p.detach().clone() for p in model.parameters()]
+    history = ppo.learn(progress=False)
+    envs.close()
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert history[-1]["world_model/loss"] < history[0]["world_model/loss"]
+    assert history[0]["intrinsic_reward/world_model"] > 0
+
+
+def test_bad_hook_settings_are_refused():
+    model = LatentMLPWorldModel(17, 6)
+    with pytest.raises(ValueError, match="alpha"):
+        WorldModelAssist(model, alpha=-1)
+    with pytest.raises(ValueError, match="policy_input"):
+        WorldModelAssist(model, policy_input="s")
+    with pytest.raises(ValueError, match="recon_weight"):
+        LatentMLPWorldModel(17, 6, recon_weight=0)
+
+
+def run_recipe(run_dir: Path, *flags: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "recipes" / "wm_ppo_walker.py"), f"--run_dir={run_dir}",
+               "--wandb_mode=disabled", "--progress=False", *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_recipe_runs_end_to_end_and_writes_every_artifact(tmp_path):
+    result = run_recipe(tmp_path, "--total_steps=4096", "--eval_every=2048", "--eval_episodes=1",
+                        "--ppo.num_steps=1024", "--latent_dim=16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "Walker2d-v4-wm_ppo-seed1"
+    for name in ["metrics.jsonl", "metrics.csv", "config.json", "evaluations.jsonl", "summary.json",
+                 "learning_curve.png", "gait_filmstrip.png", "latent_tsne.png",
+                 "checkpoints/policy/model.safetensors", "checkpoints/world_model/model.safetensors"]:
+        assert (run / name).exists(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 4096 and np.isfinite(summary["final_eval_return"])
+    evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in evaluations] == [2048, 4096]
+    world_model = LatentMLPWorldModel.from_pretrained(run / "checkpoints" / "world_model")
+    assert world_model.hparams.latent_dim == 16
+
+
+def test_recipe_refuses_bad_input_before_training(tmp_path):
+    result = run_recipe(tmp_path, "--env=Walker2d-v9")
+    assert result.returncode != 0 and "gym:Walker2d-v4" in result.stderr
+    result = run_recipe(tmp_path, "--env=miniworld:Sidewalk", "--total_steps=2048")
+    assert result.returncode != 0 and "state observations" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_recipe_resumes_from_its_saved_state(tmp_path):
+    flags = ["--eval_every=1024", "--eval_episodes=1", "--ppo.num_steps=1024", "--method=ppo"]
+    first = run_recipe(tmp_path, "--total_steps=2048", *flags)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_recipe(tmp_path, "--total_steps=3072", *flags)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming" in second.stdout and "at step 2048" in second.stdout
+    run = tmp_path / "Walker2d-v4-ppo-seed1"
+    steps = [json.loads(line)["step"] for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert steps == [1024, 2048, 3072]

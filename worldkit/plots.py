@@ -1,0 +1,64 @@
+"""Pictures of results: learning curves, filmstrips, latent maps. Each function writes one PNG."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def learning_curves(curves: Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]], path: str | Path,
+                    *, title: str = "", ylabel: str = "episodic return", xlabel: str = "env steps") -> Path:
+    """One line per method: the mean over seeds with a 95% confidence band (normal approximation).
+
+    ``curves[method]`` is a list of (steps, values) pairs, one per seed; seeds are put on a
+    common grid by linear interpolation.
+    """
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for method, runs in curves.items():
+        runs = [(np.asarray(x, float), np.asarray(y, float)) for x, y in runs if len(x)]
+        if not runs:
+            continue
+        grid = np.linspace(max(x[0] for x, _ in runs), min(x[-1] for x, _ in runs), 200)
+        values = np.stack([np.interp(grid, x, y) for x, y in runs])
+        mean = values.mean(0)
+        axes.plot(grid, mean, label=f"{method} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        if len(runs) > 1:
+            half_width = 1.96 * values.std(0, ddof=1) / np.sqrt(len(runs))
+            axes.fill_between(grid, mean - half_width, mean + half_width, alpha=0.2)
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _save(figure, path)
+
+
+def filmstrip(frames: Sequence[np.ndarray], path: str | Path, *, title: str = "") -> Path:
+    """Frames (uint8 HWC) side by side in one row."""
+    figure, axes = plt.subplots(1, len(frames), figsize=(1.6 * len(frames), 2.0))
+    for ax, frame in zip(np.atleast_1d(axes), frames):
+        ax.imshow(frame)
+        ax.axis("off")
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
+def latent_map(points: np.ndarray, colour: np.ndarray, path: str | Path, *, title: str = "",
+               colour_label: str = "", cyclic: bool = False) -> Path:
+    """A 2-D embedding of latents (e.g. t-SNE), coloured by a physical quantity."""
+    figure, axes = plt.subplots(figsize=(5.5, 4.5))
+    scatter = axes.scatter(points[:, 0], points[:, 1], c=colour, s=6, cmap="twilight" if cyclic else "viridis")
+    figure.colorbar(scatter, label=colour_label)
+    axes.set(title=title, xticks=[], yticks=[])
+    return _save(figure, path)
+
+
+def _save(figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
