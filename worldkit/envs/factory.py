@@ -7,6 +7,7 @@ gymnasium, MiniWorld and imageio use. Models that want CHW rearrange on their si
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 from functools import partial
 
 import gymnasium as gym
@@ -31,7 +32,7 @@ def make_env(
     obs: str | None = None,
     size: tuple[int, int] | None = None,
     seed: int | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> gym.Env:
     """Build one environment.
 
@@ -41,7 +42,7 @@ def make_env(
         size: (height, width) of pixel observations (and of ``render()`` for a state env made
             with ``render_mode="rgb_array"``); the family's default if None.
         seed: seeds the env's first reset and its action space.
-        kwargs: passed to the underlying ``gymnasium.make``.
+        **kwargs: passed to the underlying ``gymnasium.make``.
     """
     spec = parse_spec(spec, obs)
     if size is not None and (len(size) != 2 or min(size) < 1):
@@ -73,7 +74,7 @@ def make_vector_env(
     vectorization: str = "sync",
     obs: str | None = None,
     size: tuple[int, int] | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """Build ``num_envs`` copies as a gymnasium vector env with episode statistics.
 

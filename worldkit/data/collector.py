@@ -1,0 +1,164 @@
+"""collect(): run a policy in a vector env and append finished episodes to a store.
+
+Resuming is the same call again: the store's contents count towards the asked total, and
+the env and action seeds are derived from (seed, episodes already stored), so a resumed
+collection continues with new episodes rather than replaying the first ones. An episode
+still running when the total is reached (or when the process dies) is not stored.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from worldkit.data.batch_of_one import BatchOfOne
+from worldkit.data.policy import as_action_batch, resolve_policy
+from worldkit.data.store import METADATA, EpisodeStore
+from worldkit.data.writer import BackgroundWriter
+from worldkit.envs import make_env, make_vector_env, parse_spec
+
+
+def collect(
+    store: "EpisodeStore | str | os.PathLike",
+    env_spec: str,
+    *,
+    steps: int | None = None,
+    episodes: int | None = None,
+    policy: Any = None,
+    num_envs: int = 1,
+    vectorization: str = "sync",
+    seed: int = 0,
+    obs: str | None = None,
+    size: tuple[int, int] | None = None,
+    progress: bool = True,
+) -> EpisodeStore:
+    """Collect until the store holds ``steps`` transitions or ``episodes`` episodes in all.
+
+    Args:
+        store: an :class:`EpisodeStore` or a directory (a new store is made there if none is).
+        env_spec: the env id, e.g. ``"Walker2d-v4"``, ``"miniworld:Sidewalk"``, ``"dmc:walker-walk"``.
+        steps: total transitions the store should hold (it may end above: episodes are whole).
+        episodes: total episodes the store should hold (exactly). Give one of the two.
+        policy: None for random actions, a callable ``policy(obs_batch) -> action_batch``, or an
+            object with ``act(obs_batch)``. Batches have ``num_envs`` first.
+        num_envs: envs stepped together.
+        vectorization: ``"sync"`` (one process) or ``"async"`` (one process per env).
+        seed: base seed; with the number of stored episodes it seeds the envs and random actions.
+        obs: ``"state"`` or ``"pixels"``, if not given in ``env_spec``.
+        size: (height, width) of pixel observations; a resumed store reuses its own.
+        progress: show a progress bar.
+
+    Returns:
+        The store, holding at least the asked total.
+
+    Raises:
+        StoreMismatchError: the store holds another env's episodes (raised before any step).
+        StoreLockedError: another process is collecting into the same store.
+
+    The store's writer lock is released on return.
+    """
+    if (steps is None) == (episodes is None):
+        raise ValueError("give exactly one of steps= or episodes=")
+    target, unit = (steps, "step") if steps is not None else (episodes, "episode")
+    spec = parse_spec(env_spec, obs)
+    store = _existing_store(store, str(spec))
+    envs = None
+    try:
+        if isinstance(store, EpisodeStore):
+            size = size or store.env_size
+            if _held(store, unit) >= target:
+                return store
+            store.lock()  # another collection into this store fails here, before an env is made
+        if num_envs == 1 and vectorization == "sync":
+            envs = BatchOfOne(make_env(spec, size=size))
+        else:
+            envs = make_vector_env(spec, num_envs, vectorization=vectorization, size=size)
+        spaces = envs.single_observation_space, envs.single_action_space
+        if isinstance(store, EpisodeStore):
+            store.check_matches(str(spec), *spaces)
+        else:
+            store = EpisodeStore.create(store, str(spec), *spaces, env_size=size)
+        store.lock()
+        _run(store, envs, policy, target, unit, seed, progress, {"num_envs": num_envs, "vectorization": vectorization})
+    finally:
+        if isinstance(store, EpisodeStore):
+            store.close()
+        if envs is not None:
+            envs.close()
+    return store
+
+
+def _run(store, envs, policy, target, unit, seed, progress, setup) -> None:
+    held = _held(store, unit)
+    if held >= target:
+        return
+    env_seed, action_seed = (int(s) for s in np.random.SeedSequence([seed, len(store)]).generate_state(2))
+    envs.action_space.seed(action_seed)
+    act, description = resolve_policy(policy, envs.action_space)
+    store.record_collection(policy=description, seed=seed, target={f"{unit}s": target}, **setup)
+    obs, _ = envs.reset(seed=env_seed)
+    recorders = [_Recorder(obs[i]) for i in range(envs.num_envs)]
+    writer = BackgroundWriter(store)
+    bar = tqdm(total=target, initial=held, unit=unit, desc=f"collect {store.env_spec}", disable=not progress)
+    try:
+        while held < target:
+            actions = as_action_batch(act(obs), envs.action_space)
+            obs, reward, terminated, truncated, infos = envs.step(actions)
+            done = terminated | truncated
+            for i, recorder in enumerate(recorders):
+                if not done[i]:
+                    recorder.step(actions[i], reward[i], obs[i])
+                    continue
+                episode = recorder.finish(actions[i], reward[i], infos["final_obs"][i], terminated[i], truncated[i])
+                recorders[i] = _Recorder(obs[i])  # same-step autoreset: obs[i] starts the next episode
+                if held < target:
+                    writer.add(episode)
+                    gained = len(episode["action"]) if unit == "step" else 1
+                    held += gained
+                    bar.update(gained)
+    finally:
+        bar.close()
+        writer.close()
+
+
+class _Recorder:
+    """The observations, actions and rewards of one env's running episode."""
+
+    def __init__(self, first_obs: np.ndarray):
+        self.obs = [first_obs]
+        self.action: list[np.ndarray] = []
+        self.reward: list[float] = []
+
+    def step(self, action: np.ndarray, reward: float, next_obs: np.ndarray) -> None:
+        self.action.append(action)
+        self.reward.append(reward)
+        self.obs.append(next_obs)
+
+    def finish(self, action, reward, final_obs, terminated: bool, truncated: bool) -> dict[str, np.ndarray]:
+        self.step(action, reward, final_obs)
+        length = len(self.action)
+        ends = np.zeros((2, length), dtype=bool)
+        ends[:, -1] = terminated, truncated
+        return {
+            "obs": np.stack(self.obs),
+            "action": np.stack(self.action),
+            "reward": np.asarray(self.reward, dtype=np.float32),
+            "terminated": ends[0],
+            "truncated": ends[1],
+        }
+
+
+def _existing_store(store: "EpisodeStore | str | os.PathLike", spec: str) -> "EpisodeStore | Path":
+    """The store if one exists (checked against ``spec``), else the path to make it at."""
+    if not isinstance(store, EpisodeStore):
+        if not (Path(store) / METADATA).exists():
+            return Path(store)
+        store = EpisodeStore(store)
+    store.check_matches(spec)
+    return store
+
+
+def _held(store: EpisodeStore, unit: str) -> int:
+    return store.num_steps if unit == "step" else len(store)
