@@ -11,8 +11,10 @@ each with the CPU time it used (children included), so rates compare per core. E
 start-up (making, resetting and closing its env or vector env, timed on its own) is taken
 out of its rate: the rates are steady-state ones, and the start-up is reported beside them.
 Raw and collect runs alternate and repeat, and the median is reported, because other
-processes share the machine. Then it collects 200k Sidewalk frames in a child process and
-samples the child's resident memory (its own children included) to find the peak.
+processes share the machine. It times ``store.add`` of one short episode file, repeated,
+which is what collecting costs per episode beyond stepping. Then it collects 200k Sidewalk
+frames in a child process and samples the child's resident memory (its own children
+included) to find the peak.
 
     python benchmarks/collect_rate.py            # full: ~8 min on 2 cores
     python benchmarks/collect_rate.py --quick    # ~1 min, 20k-frame memory run
@@ -117,6 +119,28 @@ def summarize(runs: list[dict]) -> dict:
     return {"steps_per_s": rate, "cores": cores, "steps_per_core_s": per_core, "startup_s": startup}
 
 
+def file_cost(files: int = 500) -> dict:
+    """Wall and CPU time per episode file: ``store.add`` of one 21-step Walker2d episode, repeated."""
+    directory = Path(tempfile.mkdtemp(prefix="worldkit-bench-"))
+    try:
+        source = collect(directory / "source", "Walker2d-v4", episodes=1, progress=False)
+        store = EpisodeStore.create(directory / "store", source.env_spec, source.observation_space,
+                                    source.action_space)
+        episode = source.episode(0)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.perf_counter()
+        for _ in range(files):
+            store.add(episode)
+        wall = time.perf_counter() - wall
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        store.close()
+        return {"files": files, "steps_per_file": int(source.lengths[0]), "wall_ms": 1e3 * wall / files,
+                "user_ms": 1e3 * (after.ru_utime - own.ru_utime) / files,
+                "kernel_ms": 1e3 * (after.ru_stime - own.ru_stime) / files}
+    finally:
+        shutil.rmtree(directory)
+
+
 def memory_run(frames: int) -> dict:
     """Collect ``frames`` Sidewalk frames in a child process; sample its tree's RSS every 50 ms."""
     import psutil
@@ -158,12 +182,16 @@ def table(results: dict) -> str:
             lines.append(f"| {spec} | {mode} | {row['startup_s']:.2f} | {row['steps_per_s']:,.0f} | "
                          f"{row['cores']:.2f} | {row['steps_per_core_s']:,.0f} | {row['ratio']:.2f} | "
                          f"{row['ratio_per_core']:.2f} |")
-    memory = results["memory"]
+    memory, files = results["memory"], results["file_cost"]
     lines += ["", "| memory run | frames | seconds | peak RSS (process tree) | store on disk | compression |",
               "| --- | ---: | ---: | ---: | ---: | ---: |",
               f"| miniworld:Sidewalk, 1 env | {memory['frames']:,} | {memory['seconds']:.0f} | "
               f"{memory['peak_rss_gib']:.2f} GiB | {memory['store_bytes'] / 2**20:,.0f} MiB | "
-              f"{memory['compression_ratio']:.1f}x |"]
+              f"{memory['compression_ratio']:.1f}x |",
+              "", "| one episode file (store.add, synchronous) | wall ms | user CPU ms | kernel CPU ms |",
+              "| --- | ---: | ---: | ---: |",
+              f"| Walker2d-v4, {files['steps_per_file']} steps | {files['wall_ms']:.2f} | {files['user_ms']:.2f} | "
+              f"{files['kernel_ms']:.2f} |"]
     return "\n".join(lines)
 
 
@@ -184,6 +212,7 @@ def main() -> None:
         "goal": {"ratio_per_core": GOAL_RATIO, "peak_rss_bytes": GOAL_RSS},
         "rates": {spec: rates(spec, int(steps * scale), repeats) for spec, steps in ENVS.items()},
     }
+    results["file_cost"] = file_cost()
     print(f"  memory run: {frames:,} Sidewalk frames", flush=True)
     results["memory"] = memory_run(frames)
     results["machine"]["load_average_at_end"] = os.getloadavg()

@@ -166,3 +166,15 @@ def test_headless_rendering_needs_no_variables(run_python):
 
 def test_rendering_error_is_a_runtime_error():
     assert issubclass(RenderingError, RuntimeError)
+
+
+def test_vector_env_seeds_each_env_differently_and_repeatably():
+    def first_obs():
+        envs = make_vector_env("Walker2d-v4", 2, seed=7)
+        obs, _ = envs.reset()
+        envs.close()
+        return obs
+
+    obs = first_obs()
+    assert not np.array_equal(obs[0], obs[1])
+    np.testing.assert_array_equal(obs, first_obs())

@@ -371,3 +371,7 @@ def test_running_statistics_match_numpy_batch_by_batch_and_all_at_once():
         np.testing.assert_allclose(stats.var.numpy(), flat.var(0), rtol=1e-5)
     np.testing.assert_allclose(variances[9], data[:10].reshape(-1, 5).var(0), rtol=1e-4)
     assert math.isclose(float(all_at_once.count), 200, rel_tol=1e-6)
+    # What a rollout does with each observation: fold it in, then normalise with the new statistics.
+    fresh = data[0] + 1.0
+    expected = np.clip((fresh - (flat.sum(0) + fresh.sum(0)) / 204) / np.sqrt(np.vstack([flat, fresh]).var(0)), -1, 1)
+    np.testing.assert_allclose(step_by_step.update_normalize(fresh, clip=1.0), expected, atol=1e-5)

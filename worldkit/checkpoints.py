@@ -298,8 +298,12 @@ def _tolist(value: Any) -> Any:
 
 
 def _stored(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A CPU copy (safetensors refuses tensors sharing memory, as tied weights do), floats in ``dtype``."""
-    dtype = dtype if tensor.is_floating_point() else tensor.dtype
+    """A CPU copy (safetensors refuses tensors sharing memory, as tied weights do).
+
+    Only a float16 save changes dtypes; otherwise every tensor keeps its own (float64 running
+    statistics stay float64, so the round trip is exact for them too).
+    """
+    dtype = dtype if tensor.is_floating_point() and dtype == torch.float16 else tensor.dtype
     return tensor.detach().to(device="cpu", dtype=dtype, copy=True).contiguous()
 
 

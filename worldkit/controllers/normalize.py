@@ -28,18 +28,28 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
 
     def update(self, batch: np.ndarray) -> None:
-        """Fold in ``batch`` (samples along the first dimension).
+        """Fold in ``batch`` (samples along the first dimension)."""
+        self._fold(batch)
 
-        Welford's update, for a batch: the new sum of squares adds sum((x - old mean) * (x - new
-        mean)), which equals Chan et al.'s merge of the two sets' moments, in fewer operations.
-        """
+    def update_normalize(self, batch: np.ndarray, clip: float) -> np.ndarray:
+        """Fold in ``batch``, then return it normalised with the new statistics (one pass, as a
+        rollout needs for every fresh observation)."""
+        from_mean = self._fold(batch)
+        return (from_mean / np.sqrt(self.var.numpy() + EPSILON)).clip(-clip, clip).astype(batch.dtype)
+
+    def _fold(self, batch: np.ndarray) -> np.ndarray:
+        """Welford's update, for a batch: the sum of squares grows by sum((x - old mean) * (x - new
+        mean)), which equals Chan et al.'s merge of two sets' moments in fewer operations.
+        Returns ``batch - new mean``."""
         batch = np.asarray(batch, dtype=np.float64)
         mean, var, count = self._numpy()
         total = count + batch.shape[0]
         from_old_mean = batch - mean
         mean += from_old_mean.sum(0) / total
-        var[...] = (var * count + (from_old_mean * (batch - mean)).sum(0)) / total
+        from_new_mean = batch - mean
+        var[...] = (var * count + (from_old_mean * from_new_mean).sum(0)) / total
         count[...] = total
+        return from_new_mean
 
     def update_each(self, batches: np.ndarray) -> np.ndarray:
         """Fold in ``batches[0]``, ``batches[1]``, ... in turn; return the variance after each.

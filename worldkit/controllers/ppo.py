@@ -223,20 +223,19 @@ class PPOAgent(nn.Module):
         return self.critic(self.features(obs)).squeeze(-1)
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor:
-        """Noise for :meth:`sample`: standard normal (Gaussian) or Gumbel (categorical).
+        """Exploration noise for :meth:`sample` under the current policy: Gaussian with the
+        policy's std, or Gumbel noise for the categorical (the Gumbel-max trick).
 
-        Drawing a whole rollout's noise at once spares the rollout one random op per step.
+        Drawing a whole rollout's noise at once spares the rollout two ops per step.
         """
         if self.continuous:
-            return torch.randn(*shape, self.action_dim, generator=generator)
+            return torch.randn(*shape, self.action_dim, generator=generator) * self.log_std.detach().exp()
         return -torch.empty(*shape, self.action_dim).exponential_(generator=generator).log()
 
     def sample(self, policy_out: Tensor, noise: Tensor) -> Tensor:
         """Actions from the policy's output and :meth:`noise` (unclipped: log-probs are of exactly
-        this sample). Categorical samples use the Gumbel-max trick."""
-        if self.continuous:
-            return torch.addcmul(policy_out, self.log_std.exp(), noise)
-        return (policy_out + noise).argmax(-1)
+        this sample)."""
+        return policy_out + noise if self.continuous else (policy_out + noise).argmax(-1)
 
     def mode(self, policy_out: Tensor) -> Tensor:
         """The most likely action: the Gaussian mean, or the argmax of the logits."""
@@ -648,7 +647,7 @@ class PPO:
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no tensor made here outlives the rollout: data leaves through numpy
     def _collect(self) -> None:
         """Fill ``self.rollout`` with ``num_steps`` steps of every env.
 
@@ -678,8 +677,7 @@ class PPO:
         obs = np.asarray(raw_obs, dtype=np.float32)
         if self.agent.obs_rms is None:
             return obs
-        self.agent.obs_rms.update(obs)
-        return self.agent.normalize(obs)
+        return self.agent.obs_rms.update_normalize(obs, self.agent.obs_clip)
 
     def _record_episodes(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Add the rollout's finished episodes' (unscaled) returns and lengths to the last-100 window."""
@@ -703,11 +701,10 @@ class PPO:
         cfg, rollout = self.config, self.rollout
         rewards, dones = rollout.rewards.numpy(), rollout.dones.numpy()
         returns = np.empty_like(rewards, dtype=np.float64)
-        running = self._discounted_returns
+        running, continues = self._discounted_returns, 1.0 - dones
         for step in range(cfg.num_steps):
-            running = running * cfg.gamma + rewards[step]
-            returns[step] = running
-            running = running * (1.0 - dones[step])
+            returns[step] = running = running * cfg.gamma + rewards[step]
+            running = running * continues[step]
         self._discounted_returns = running
         variances = self.agent.return_rms.update_each(returns)
         rewards[...] = np.clip(rewards / np.sqrt(variances[:, None] + EPSILON), -cfg.reward_clip, cfg.reward_clip)

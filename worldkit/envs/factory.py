@@ -87,8 +87,10 @@ def make_vector_env(
     if num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {num_envs}")
     spec = parse_spec(spec, obs)
-    make_one = partial(make_env, spec, size=size, **kwargs)
-    thunks: list[Callable[[], gym.Env]] = [make_one] * num_envs
+    seed = kwargs.pop("seed", None)  # each env gets its own: seed, seed + 1, ...
+    thunks: list[Callable[[], gym.Env]] = [
+        partial(make_env, spec, size=size, seed=None if seed is None else seed + i, **kwargs) for i in range(num_envs)
+    ]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if vectorization == "sync":
         envs = gym.vector.SyncVectorEnv(thunks, autoreset_mode=mode)
