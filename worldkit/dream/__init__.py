@@ -1,0 +1,1 @@
+"""Dreaming: the WorldModel protocol, latent episodes, and batched imagination rollouts."""

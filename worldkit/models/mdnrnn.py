@@ -1,0 +1,152 @@
+"""M of World Models: an LSTM over (z, one-hot a) whose output is a mixture density for the next z.
+
+    h_t = LSTM([z_t, onehot(a_t)], h_{t-1})
+    p(z_{t+1} | h_t) = prod_d sum_k pi_dk N(mu_dk, sigma_dk^2)     (K components per latent dim)
+    r_t = reward head(h_t),   P(terminated_t) = sigmoid(done head(h_t))
+
+A mixture rather than one Gaussian, because one (z, a) can lead to several futures: the box
+comes into view or does not. The optional repulsion loss penalises the overlap of components of
+the same dimension, which keeps them from collapsing onto each other (a mixture that is one
+Gaussian in disguise); the mixture-weight entropy is logged to show whether more than one
+component is in use.
+"""
+
+from typing import NamedTuple
+
+import lightning as L
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from worldkit.checkpoints import checkpointable
+
+LOG_SQRT_2PI = 0.5 * torch.log(torch.tensor(2 * torch.pi)).item()
+
+
+class Mixture(NamedTuple):
+    """A Gaussian mixture per latent dimension: tensors (..., latent_dim, K)."""
+
+    logit_pi: torch.Tensor
+    mu: torch.Tensor
+    log_sigma: torch.Tensor
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over latent dimensions, for z (..., latent_dim)."""
+        normal = -0.5 * ((z.unsqueeze(-1) - self.mu) / self.log_sigma.exp()).pow(2) - self.log_sigma - LOG_SQRT_2PI
+        return torch.logsumexp(F.log_softmax(self.logit_pi, -1) + normal, -1).sum(-1)
+
+    def sample(self, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z (..., latent_dim): weights softened by ``temperature`` and sigma scaled by its root, as in
+        World Models; at 0, the likeliest component's mean."""
+        if temperature <= 0:
+            pick = self.logit_pi.argmax(-1, keepdim=True)
+            return self.mu.gather(-1, pick).squeeze(-1)
+        probs = F.softmax(self.logit_pi / temperature, -1)
+        uniform = torch.rand(probs.shape[:-1], generator=generator, device=probs.device)
+        pick = (probs.cumsum(-1) < uniform.unsqueeze(-1)).sum(-1, keepdim=True).clamp_max(probs.shape[-1] - 1)
+        mu, log_sigma = self.mu.gather(-1, pick).squeeze(-1), self.log_sigma.gather(-1, pick).squeeze(-1)
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device)
+        return mu + noise * log_sigma.exp() * temperature**0.5
+
+    def entropy_of_weights(self) -> torch.Tensor:
+        """Entropy of the mixture weights per (..., latent_dim), in nats (0: one component used)."""
+        log_pi = F.log_softmax(self.logit_pi, -1)
+        return -(log_pi.exp() * log_pi).sum(-1)
+
+    def overlap(self) -> torch.Tensor:
+        """Mean over component pairs of exp(-(mu_i - mu_j)^2 / (sigma_i^2 + sigma_j^2)): 1 for
+        identical components, towards 0 for well separated ones. The repulsion loss."""
+        k = self.mu.shape[-1]
+        i, j = torch.triu_indices(k, k, offset=1, device=self.mu.device)
+        variance = (2 * self.log_sigma).exp()
+        return torch.exp(-(self.mu[..., i] - self.mu[..., j]).pow(2) / (variance[..., i] + variance[..., j])).mean()
+
+
+@checkpointable
+class MDNRNN(L.LightningModule):
+    """Mixture-density LSTM over VAE latents, with reward and done heads (a LightningModule).
+
+    Trains on batches of latent windows as :class:`worldkit.dream.LatentSequenceDataModule`
+    gives: ``mu``, ``logvar`` (B, T+1, Z), ``action`` (B, T), ``reward``, ``terminated`` and
+    ``mask`` (B, T).
+
+    Args:
+        latent_dim: size of z.
+        num_actions: size of the Discrete action space (actions enter one-hot).
+        hidden_dim: LSTM size.
+        num_mixtures: Gaussian components per latent dimension (K).
+        repulsion_weight: weight of the overlap penalty between components (0: off).
+        reward_weight: weight of the reward head's squared error.
+        done_weight: weight of the done head's cross-entropy.
+        sample_latents: train on z drawn from each frame's posterior rather than its mean,
+            which shows M the spread of codes V gives.
+        lr: Adam's learning rate.
+        grad_clip: gradient norm clipped to (0: no clipping).
+    """
+
+    def __init__(self, latent_dim: int = 32, num_actions: int = 3, hidden_dim: int = 256, num_mixtures: int = 5,
+                 repulsion_weight: float = 0.0, reward_weight: float = 1.0, done_weight: float = 1.0,
+                 sample_latents: bool = True, lr: float = 1e-3, grad_clip: float = 1.0):
+        super().__init__()
+        if min(latent_dim, num_actions, hidden_dim, num_mixtures) < 1:
+            raise ValueError("latent_dim, num_actions, hidden_dim and num_mixtures must be positive")
+        if min(repulsion_weight, reward_weight, done_weight, grad_clip) < 0:
+            raise ValueError("loss weights and grad_clip must be >= 0")
+        self.save_hyperparameters()
+        self.lstm = nn.LSTM(latent_dim + num_actions, hidden_dim, batch_first=True)
+        self.head = nn.Linear(hidden_dim, 3 * latent_dim * num_mixtures + 2)
+
+    def forward(self, z: torch.Tensor, action: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Run over a sequence: z (B, T, Z) and integer actions (B, T).
+
+        Returns:
+            (mixture over z_{t+1}, predicted reward (B, T), done logit (B, T), LSTM output
+            h (B, T, H), final LSTM state (h, c) each (1, B, H)).
+        """
+        inputs = torch.cat([z, F.one_hot(action.long(), self.hparams.num_actions).to(z.dtype)], -1)
+        h, state = self.lstm(inputs, state)
+        mixture, reward, done_logit = self.heads(h)
+        return mixture, reward, done_logit, h, state
+
+    def heads(self, h: torch.Tensor) -> tuple[Mixture, torch.Tensor, torch.Tensor]:
+        """The mixture, reward and done logit read from LSTM outputs h (..., H)."""
+        out = self.head(h)
+        mixture = out[..., :-2].unflatten(-1, (3, self.hparams.latent_dim, self.hparams.num_mixtures))
+        logit_pi, mu, log_sigma = mixture.unbind(-3)
+        return Mixture(logit_pi, mu, log_sigma.clamp(-7, 3)), out[..., -2], out[..., -1]
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-step NLL of z_{t+1} (nats, summed over dims), reward and done losses, the repulsion
+        term, and their weighted sum, averaged over real (unpadded) steps."""
+        z = batch["mu"]
+        if self.hparams.sample_latents and self.training:
+            z = z + torch.randn_like(z) * (0.5 * batch["logvar"]).exp()
+        mixture, reward, done_logit, _, _ = self(z[:, :-1], batch["action"])
+        mask = batch["mask"].float()
+        steps = mask.sum().clamp_min(1)
+        nll = -(mixture.log_prob(z[:, 1:]) * mask).sum() / steps
+        reward_loss = ((reward - batch["reward"]).pow(2) * mask).sum() / steps
+        done_loss = (F.binary_cross_entropy_with_logits(done_logit, batch["terminated"].float(), reduction="none")
+                     * mask).sum() / steps
+        repulsion = mixture.overlap() if self.hparams.num_mixtures > 1 else z.new_zeros(())
+        hp = self.hparams
+        loss = nll + hp.reward_weight * reward_loss + hp.done_weight * done_loss + hp.repulsion_weight * repulsion
+        entropy = (mixture.entropy_of_weights().mean(-1) * mask).sum() / steps
+        return {"loss": loss, "nll": nll, "reward": reward_loss, "done": done_loss, "repulsion": repulsion,
+                "mixture_entropy": entropy}
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self.losses(batch)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
+        return losses["loss"]
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.log_dict({f"val/{k}": v for k, v in self.losses(batch).items()}, prog_bar=True)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        clip = self.hparams.grad_clip or float("inf")
+        norm = nn.utils.clip_grad_norm_(self.parameters(), clip)
+        self.log("train/grad_norm", norm)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
