@@ -16,7 +16,7 @@ which is what collecting costs per episode beyond stepping. Then it collects 200
 frames in a child process and samples the child's resident memory (its own children
 included) to find the peak.
 
-    python benchmarks/collect_rate.py            # full: ~8 min on 2 cores
+    python benchmarks/collect_rate.py            # full: ~10 min on 2 cores
     python benchmarks/collect_rate.py --quick    # ~1 min, 20k-frame memory run
 
 Writes benchmarks/results/collect_rate.json and prints a markdown table.

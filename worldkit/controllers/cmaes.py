@@ -1,0 +1,260 @@
+"""C of World Models: a linear controller on a world model's features, optimised by CMA-ES in a dream.
+
+In a dream the whole population is one batch: P candidates x R rollouts are P*R rows of one
+imagination rollout, and every candidate's weights act on its own rows through one batched
+matmul, so a generation costs ``horizon`` batched steps rather than P separate rollouts. The R
+start states of a generation are shared by all candidates, so they are compared on the same
+situations.
+
+Evaluation in the real env runs episodes in worker processes, which load the world model and
+controller from checkpoints; a worker that dies fails the evaluation with
+:class:`WorkerDiedError` instead of leaving it waiting.
+"""
+
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import cma
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from worldkit.checkpoints import checkpointable, from_pretrained, save_pretrained
+from worldkit.dream.protocol import State, WorldModel
+from worldkit.dream.rollout import DreamRollout, imagine_rollout, repeat_state, select_state
+
+
+class WorkerDiedError(RuntimeError):
+    """A real-env evaluation worker process ended without finishing its work."""
+
+
+def choose_actions(logits: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The likeliest action, or one sampled from softmax(logits) (by the Gumbel-max trick)."""
+    if not deterministic:
+        uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min(1e-20)
+        logits = logits - torch.log(-torch.log(uniform))
+    return logits.argmax(-1)
+
+
+@checkpointable
+class LinearController(nn.Module):
+    """Action logits = features @ W + b, World Models' controller.
+
+    Args:
+        feature_dim: size of the world model's features.
+        num_actions: size of the Discrete action space.
+        deterministic: act by argmax of the logits; otherwise sample from their softmax.
+    """
+
+    def __init__(self, feature_dim: int, num_actions: int, deterministic: bool = True):
+        super().__init__()
+        self.hparams = {"feature_dim": feature_dim, "num_actions": num_actions, "deterministic": deterministic}
+        self.weight = nn.Parameter(torch.zeros(feature_dim, num_actions))
+        self.bias = nn.Parameter(torch.zeros(num_actions))
+
+    @property
+    def num_parameters(self) -> int:
+        return self.weight.numel() + self.bias.numel()
+
+    @torch.no_grad()
+    def load_vector(self, vector: "np.ndarray | torch.Tensor") -> "LinearController":
+        """Set W and b from one flat vector (CMA-ES's search space: W row-major, then b)."""
+        weight, bias = split_parameters(torch.as_tensor(vector, dtype=torch.float32)[None], *self.weight.shape)
+        self.weight.copy_(weight[0])
+        self.bias.copy_(bias[0])
+        return self
+
+    @torch.no_grad()
+    def act(self, features: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Integer actions (B,) for features (B, feature_dim)."""
+        return choose_actions(features @ self.weight + self.bias, self.hparams["deterministic"], generator)
+
+
+def split_parameters(vectors: torch.Tensor, feature_dim: int, num_actions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat controller vectors (P, D) as weights (P, F, A) and biases (P, A)."""
+    cut = feature_dim * num_actions
+    if vectors.shape[-1] != cut + num_actions:
+        raise ValueError(f"a linear controller on {feature_dim} features and {num_actions} actions has "
+                         f"{cut + num_actions} parameters, got vectors of {vectors.shape[-1]}")
+    return vectors[:, :cut].reshape(-1, feature_dim, num_actions), vectors[:, cut:]
+
+
+class LinearPopulation:
+    """P linear controllers acting together on P*R rows (candidate-major: row p*R + r is
+    candidate p's rollout r), as one batched matmul."""
+
+    def __init__(self, vectors: torch.Tensor, feature_dim: int, num_actions: int, rollouts: int, *,
+                 deterministic: bool = True, generator: torch.Generator | None = None):
+        self.weight, self.bias = split_parameters(vectors, feature_dim, num_actions)
+        self.rollouts, self.deterministic, self.generator = rollouts, deterministic, generator
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        grouped = features.reshape(len(self.weight), self.rollouts, -1)
+        logits = torch.baddbmm(self.bias[:, None, :], grouped, self.weight)
+        return choose_actions(logits, self.deterministic, self.generator).reshape(-1)
+
+
+@dataclass
+class CMAESConfig:
+    """CMA-ES in a dream (each field is a recipe flag)."""
+
+    population: int = 32
+    """candidates per generation"""
+    generations: int = 60
+    sigma0: float = 0.1
+    """initial step size of the search around W = 0, b = 0"""
+    rollouts: int = 16
+    """dreams per candidate per generation (shared start states)"""
+    horizon: int = 150
+    """dreamed steps per rollout"""
+    temperature: float = 1.0
+    """the world model's sampling temperature (tau); above 1 makes the dream harder to exploit"""
+    discount: float = 1.0
+    """gamma of the shaped return (with step_penalty, the seed's shaping)"""
+    step_penalty: float = 0.0
+    """penalty per dreamed step, discounted by gamma^t; 0 turns shaping off"""
+    deterministic: bool = True
+    """act by argmax of the logits (else sample)"""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.population, self.generations, self.rollouts, self.horizon) < 1:
+            raise ValueError("population, generations, rollouts and horizon must be positive")
+        if self.population < 2 or self.sigma0 <= 0 or not 0 < self.discount <= 1:
+            raise ValueError("population must be >= 2, sigma0 > 0 and discount in (0, 1]")
+
+
+@torch.no_grad()
+def dream_population(world_model: WorldModel, starts: State, vectors: torch.Tensor, config: CMAESConfig,
+                     generator: torch.Generator | None = None) -> DreamRollout:
+    """Dream every candidate (rows of ``vectors``) from every start state in one batch of
+    P * R rows, candidate-major."""
+    rollouts = len(starts[0])
+    population = LinearPopulation(vectors, world_model.feature_dim, int(world_model.action_space.n), rollouts,
+                                  deterministic=config.deterministic, generator=generator)
+    return imagine_rollout(world_model, repeat_state(starts, len(vectors)), population, config.horizon,
+                           temperature=config.temperature, generator=generator)
+
+
+@dataclass
+class CMAESResult:
+    controller: LinearController
+    """the search distribution's final mean"""
+    history: list[dict[str, float]]
+    """per generation: best/mean/worst candidate fitness, sigma, and the mean's fitness and
+    unshaped return and expected length"""
+
+
+def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESConfig, *,
+                   callback: Callable[[dict[str, float]], None] | None = None,
+                   progress: bool = True) -> CMAESResult:
+    """Optimise a :class:`LinearController` with CMA-ES on dreamed returns.
+
+    Args:
+        world_model: any :class:`WorldModel` with a Discrete action space.
+        start_states: a pool of states filtered from real first frames; each generation draws
+            ``config.rollouts`` of them (with replacement) for all its candidates.
+        config: the search's settings.
+        callback: called with each generation's row of the history.
+        progress: show a progress bar.
+    """
+    dim = world_model.feature_dim * int(world_model.action_space.n) + int(world_model.action_space.n)
+    strategy = cma.CMAEvolutionStrategy(np.zeros(dim), config.sigma0,
+                                        {"popsize": config.population, "seed": config.seed + 1, "verbose": -9})
+    device = start_states[0].device
+    generator = torch.Generator(device).manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    history = []
+    for generation in tqdm(range(config.generations), desc="CMA-ES in the dream", disable=not progress):
+        candidates = strategy.ask()
+        vectors = torch.as_tensor(np.stack([*candidates, strategy.mean]), dtype=torch.float32, device=device)
+        starts = select_state(start_states, torch.as_tensor(rng.integers(len(start_states[0]), size=config.rollouts)))
+        dream = dream_population(world_model, starts, vectors, config, generator)
+        fitness = dream.returns(config.discount, config.step_penalty).reshape(len(vectors), -1).mean(1).cpu().numpy()
+        strategy.tell(candidates, (-fitness[:-1]).tolist())
+        mean_rows = slice(config.population * config.rollouts, None)
+        row = {"generation": generation, "best": float(fitness[:-1].max()), "mean": float(fitness[:-1].mean()),
+               "worst": float(fitness[:-1].min()), "sigma": float(strategy.sigma), "mean_candidate": float(fitness[-1]),
+               "mean_candidate_return": dream.returns()[mean_rows].mean().item(),
+               "mean_candidate_length": dream.expected_length()[mean_rows].mean().item()}
+        history.append(row)
+        if callback is not None:
+            callback(row)
+    controller = LinearController(world_model.feature_dim, int(world_model.action_space.n), config.deterministic)
+    return CMAESResult(controller.load_vector(strategy.mean), history)
+
+
+def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_spec: str, episodes: int, *,
+                    seed: int = 0, workers: int = 2, size: tuple[int, int] | None = None,
+                    progress: bool = True) -> dict[str, Any]:
+    """Run ``episodes`` real episodes (seeds ``seed``, ``seed + 1``, ...) in ``workers`` processes.
+
+    The controller acts on the world model's features of the real frames. An episode succeeds
+    when it is terminated with a positive last reward (MiniWorld's tasks pay only on success).
+
+    Returns:
+        ``success_rate``, ``mean_return``, ``mean_steps`` and per-episode ``returns``,
+        ``lengths``, ``successes`` (in seed order).
+
+    Raises:
+        WorkerDiedError: a worker process died (killed, out of memory, a crash in native code).
+    """
+    if episodes < 1 or workers < 1:
+        raise ValueError("episodes and workers must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="worldkit-eval-") as folder:
+        model_dir = save_pretrained(world_model, Path(folder) / "world_model", command="evaluate_in_env")
+        controller_dir = save_pretrained(controller, Path(folder) / "controller", command="evaluate_in_env")
+        pool = ProcessPoolExecutor(min(workers, episodes), mp_context=get_context("spawn"), initializer=_start_worker,
+                                   initargs=(env_spec, size, str(model_dir), str(controller_dir)))
+        results = {}
+        try:
+            futures = {pool.submit(_run_episode, seed + i): i for i in range(episodes)}
+            for future in tqdm(as_completed(futures), total=episodes, desc=f"evaluate in {env_spec}",
+                               disable=not progress):
+                results[futures[future]] = future.result()
+        except BrokenProcessPool as error:
+            raise WorkerDiedError(
+                f"a worker process evaluating {env_spec} died before finishing ({len(results)} of {episodes} "
+                "episodes done): it was killed, ran out of memory, crashed in native code, or failed to start "
+                "(make the env once in this process to see why)"
+            ) from error
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    ordered = [results[i] for i in range(episodes)]
+    returns, lengths, successes = ([r[key] for r in ordered] for key in ("return", "length", "success"))
+    return {"episodes": episodes, "success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
+            "mean_steps": float(np.mean(lengths)), "returns": returns, "lengths": lengths, "successes": successes}
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(env_spec: str, size: tuple[int, int] | None, model_dir: str, controller_dir: str) -> None:
+    """Each worker builds its env and loads the checkpoints once; one thread, as workers share cores."""
+    from worldkit.envs import make_env
+
+    torch.set_num_threads(1)
+    _WORKER.update(env=make_env(env_spec, size=size), world_model=from_pretrained(model_dir),
+                   controller=from_pretrained(controller_dir))
+
+
+@torch.no_grad()
+def _run_episode(seed: int) -> dict[str, Any]:
+    env, world_model, controller = _WORKER["env"], _WORKER["world_model"], _WORKER["controller"]
+    generator = torch.Generator().manual_seed(seed)
+    obs, _ = env.reset(seed=seed)
+    state = world_model.observe(world_model.initial_state(1), None, torch.from_numpy(obs)[None])
+    total, steps = 0.0, 0
+    while True:
+        action = controller.act(world_model.features(state), generator)
+        obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+        total, steps = total + float(reward), steps + 1
+        if terminated or truncated:
+            return {"return": total, "length": steps, "success": bool(terminated and reward > 0)}
+        state = world_model.observe(state, action, torch.from_numpy(obs)[None])
