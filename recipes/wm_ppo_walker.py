@@ -138,8 +138,9 @@ def _write_artifacts(config, spec, run_dir, ppo, world_model, evaluations, logge
     }
     command_metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
     save_pretrained(ppo.agent, run_dir / "checkpoints" / "policy", metrics=command_metrics)
-    if world_model is not None:
-        save_pretrained(world_model, run_dir / "checkpoints" / "world_model", metrics=command_metrics)
+    if world_model is not None:  # saved to take raw observations, usable outside this PPO run
+        assist = next(hook for hook in ppo.hooks if isinstance(hook, WorldModelAssist))
+        save_pretrained(assist.export_world_model(ppo.agent), run_dir / "checkpoints" / "world_model", metrics=command_metrics)
         logger.log_checkpoint(run_dir / "checkpoints" / "world_model", f"{spec.name}-world-model", command_metrics)
 
     curves = {"train (last 100 episodes)": [tuple(zip(*train))] if train else []}
@@ -180,7 +181,7 @@ def _latent_tsne(world_model, ppo: PPO, states: np.ndarray, path: Path) -> Path:
     """
     from sklearn.manifold import TSNE
 
-    with torch.no_grad():
+    with torch.no_grad():  # inside PPO the model sees PPO's normalised observations
         z = world_model.encode(ppo.agent.normalize(torch.as_tensor(states, dtype=torch.float32))).numpy()
     difference = states[:, 2] - states[:, 5]
     velocity = np.gradient(difference)

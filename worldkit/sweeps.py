@@ -244,8 +244,9 @@ def _plot(sweep: dict[str, Any], names: list[str], runs: Sequence[RunResult], pa
     figure, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names):
         spec, values = sweep["parameters"][name], [run.params[name] for run in runs]
-        if "values" in spec:  # a choice: one column per value, in the file's order
+        if "values" in spec:  # a choice: one column per value, in the file's order (then any others run)
             labels = [str(v) for v in spec["values"]]
+            labels += sorted({str(v) for v in values} - set(labels))
             x = [labels.index(str(v)) for v in values]
             ax.set_xticks(range(len(labels)), labels)
             ax.set_xlim(-0.5, len(labels) - 0.5)

@@ -11,6 +11,7 @@ so it receives gradients from both losses; the target E(s') is held fixed (see
 model's own normaliser stays the identity here.
 """
 
+import copy
 from typing import Literal
 
 import torch
@@ -79,6 +80,14 @@ class WorldModelAssist(nn.Module, PPOHook):
         losses = self.world_model.losses(minibatch.obs, minibatch.actions, minibatch.next_obs)
         self.last_losses = {k: v.item() for k, v in losses.items()}
         return self.beta * losses["loss"]
+
+    def export_world_model(self, agent: nn.Module) -> LatentMLPWorldModel:
+        """A copy of the world model that takes raw observations: PPO's running observation
+        statistics (which it was trained behind) folded into the model's own normaliser."""
+        exported = copy.deepcopy(self.world_model).requires_grad_(True)
+        if getattr(agent, "obs_rms", None) is not None:
+            exported.set_normalizer_stats(agent.obs_rms.mean.float(), (agent.obs_rms.var + 1e-8).sqrt().float())
+        return exported
 
     def on_update_end(self, metrics: dict[str, float]) -> None:
         metrics.update({f"world_model/{k}": v for k, v in self.last_losses.items()})

@@ -41,9 +41,8 @@ class Mixture(NamedTuple):
         if temperature <= 0:
             pick = self.logit_pi.argmax(-1, keepdim=True)
             return self.mu.gather(-1, pick).squeeze(-1)
-        probs = F.softmax(self.logit_pi / temperature, -1)
-        uniform = torch.rand(probs.shape[:-1], generator=generator, device=probs.device)
-        pick = (probs.cumsum(-1) < uniform.unsqueeze(-1)).sum(-1, keepdim=True).clamp_max(probs.shape[-1] - 1)
+        uniform = torch.rand(self.logit_pi.shape, generator=generator, device=self.mu.device).clamp_min(1e-20)
+        pick = (self.logit_pi / temperature - torch.log(-torch.log(uniform))).argmax(-1, keepdim=True)  # Gumbel-max
         mu, log_sigma = self.mu.gather(-1, pick).squeeze(-1), self.log_sigma.gather(-1, pick).squeeze(-1)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device)
         return mu + noise * log_sigma.exp() * temperature**0.5

@@ -56,6 +56,21 @@ class LatentMLPWorldModel(L.LightningModule):
         self.obs_mean.copy_(observations.mean(0))
         self.obs_std.copy_(observations.std(0).clamp_min(1e-6))
 
+    @torch.no_grad()
+    def set_normalizer_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise with given statistics (e.g. PPO's running ones, to export a model trained inside PPO)."""
+        self.obs_mean.copy_(mean)
+        self.obs_std.copy_(std.clamp_min(1e-6))
+
+    @torch.no_grad()
+    def one_step_error(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> float:
+        """Latent prediction error relative to predicting no change: mean ||E(s') - D(E(s), a)||^2
+        divided by mean ||E(s') - E(s)||^2. Below 1 means the dynamics know something; it does not
+        depend on the latent's scale, so models of different sizes compare."""
+        z, z_next = self.encode(obs), self.encode(next_obs)
+        predicted = self.predict_next(z, action)
+        return float((z_next - predicted).pow(2).sum(-1).mean() / (z_next - z).pow(2).sum(-1).mean())
+
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
 
