@@ -5,6 +5,7 @@ The engine lives in its own virtualenv (``python -m worldkit.sweeps setup`` prep
 tests create it on first use, which needs PyPI once)."""
 
 import csv
+import functools
 import importlib.util
 import json
 import re
@@ -57,6 +58,7 @@ def test_the_recipe_parses_the_command_line_an_agent_builds(engine):
         assert command[:3] == ["/usr/bin/env", "python", sweep["program"]]
         assert all(arg.startswith("--") and "=" in arg for arg in command[3:])
         config = parse_config(_import(sweep["program"]).Config, command[3:])
+        assert config.wandb_mode == "online"  # an agent's runs must reach the server
         for name, value in params.items():
             parsed = config
             for part in name.split("."):
@@ -71,8 +73,8 @@ def test_a_broken_sweep_file_is_refused_before_any_run(engine, tmp_path):
         "metric": {"name": "eval/mean_return", "goal": "maximise"},
         "parameters": {"latent_dim": {"values": [16, 32]}, "ppo": {"parameters": {"clip_coef": {"values": [0.1]}}}},
     }))
-    result = subprocess.run([sys.executable, "-m", "worldkit.sweeps", "run", str(broken), "--out", str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "worldkit.sweeps", "run", str(broken), "--out",
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "'maximise' is not one of ['minimize', 'maximize']" in result.stderr  # the engine's schema
     assert "parameter 'ppo' is nested" in result.stderr  # worldkit's own check
@@ -96,11 +98,12 @@ def test_an_offline_sweep_carries_on_and_records_failed_runs(engine, tmp_path):
         class Config:
             x: int = 0
             run_dir: str = "."
+            wandb_mode: str = "offline"
 
         config = parse_config(Config)
         if config.x == 3:
             sys.exit("three is refused")
-        with RunLogger(config.run_dir, config, mode="disabled") as log:
+        with RunLogger(config.run_dir, config, mode=config.wandb_mode) as log:
             log.log({"score": -(config.x - 2) ** 2}, step=0)
     """))
     sweep_file = tmp_path / "toy.yaml"
@@ -108,10 +111,11 @@ def test_an_offline_sweep_carries_on_and_records_failed_runs(engine, tmp_path):
                                           "metric": {"name": "score", "goal": "maximize"},
                                           "parameters": {"x": {"values": [1, 2, 3, 4]}}}))
     out = tmp_path / "out"
-    first = run_sweep(sweep_file, out, count=2, engine=engine)
+    sweep = functools.partial(run_sweep, sweep_file, out, engine=engine, wandb_mode="disabled")
+    first = sweep(count=2)
     assert [(run.params["x"], run.metric) for run in first] == [(1, -1), (2, 0)]
     # started again, the sweep asks the engine with the runs so far and goes on to the end of the grid
-    runs = run_sweep(sweep_file, out, engine=engine)
+    runs = sweep()
     assert [(run.name, run.params["x"], run.state) for run in runs] == [
         ("run-000", 1, "finished"), ("run-001", 2, "finished"), ("run-002", 3, "failed"), ("run-003", 4, "finished")]
     assert "three is refused" in (out / "run-002" / "output.log").read_text()
@@ -119,7 +123,7 @@ def test_an_offline_sweep_carries_on_and_records_failed_runs(engine, tmp_path):
     # a run recorded as started but never ended (a killed sweep) is started again with its parameters
     with open(out / "runs.jsonl", "a") as handle:
         handle.write(json.dumps({"name": "run-004", "params": {"x": 0}}) + "\n")
-    runs = run_sweep(sweep_file, out, count=5, engine=engine)
+    runs = sweep(count=5)
     assert (runs[-1].name, runs[-1].state, runs[-1].metric) == ("run-004", "finished", -4)
 
 
@@ -141,9 +145,9 @@ def test_an_offline_sweep_runs_the_recipe_and_tabulates_its_metric(offline_sweep
     for row in rows:
         [seed_dir] = (offline_sweep / row["run"]).glob("Walker2d-v4-wm_ppo-seed*")
         config = json.loads((seed_dir / "config.json").read_text())
-        # the swept flags and the extra flags both reached the recipe
-        assert (config["latent_dim"], config["seeds"], config["total_steps"]) == (
-            int(row["latent_dim"]), [int(row["seeds"])], 1024)
+        # the swept flags, the extra flags and the runner's own flags all reached the recipe
+        assert (config["latent_dim"], config["seeds"], config["total_steps"], config["wandb_mode"]) == (
+            int(row["latent_dim"]), [int(row["seeds"])], 1024, "offline")
         summary = json.loads((seed_dir / "summary.json").read_text())
         assert float(row["eval/mean_return"]) == pytest.approx(summary["final_eval_return"])
     picture = matplotlib.image.imread(offline_sweep / "results.png")
@@ -163,7 +167,8 @@ def test_wandb_offline_records_config_metrics_and_media(offline_sweep):
     summary = json.loads((run_file.parents[2] / "summary.json").read_text())
     assert evaluations == [pytest.approx(summary["final_eval_return"])]
     assert {"policy_loss", "world_model/loss", "intrinsic_reward/world_model"} <= set().union(*history)
-    media = [file.path for r in records if r.HasField("files") for file in r.files.files if file.path.startswith("media/")]
+    media = [file.path for r in records if r.HasField("files")
+             for file in r.files.files if file.path.startswith("media/")]
     assert sorted(re.sub(r"_\d+_[0-9a-f]+\.png$", "", path.split("/")[-1]) for path in media) == [
         "gait", "latent_tsne", "learning_curve"]
     assert all((run_file.parent / "files" / path).stat().st_size > 1000 for path in media)

@@ -10,8 +10,10 @@ paths:
   metric back, then writes a table and a plot.
 
 A recipe joins by having a sweep file: it must take ``--name=value`` flags (every recipe does,
-through :func:`worldkit.config.parse_config`), a ``--run_dir``, and log the sweep's metric
-through :class:`worldkit.tracking.RunLogger`, whose ``metrics.jsonl`` the runner reads.
+through :func:`worldkit.config.parse_config`), ``--run_dir`` and ``--wandb_mode``, and log the
+sweep's metric through :class:`worldkit.tracking.RunLogger`, whose ``metrics.jsonl`` the runner
+reads. Sweep files end their command with ``--wandb_mode=online``, since a W&B agent only sees
+online runs; the offline runner puts its own ``--run_dir`` and ``--wandb_mode`` in their place.
 """
 
 import argparse
@@ -29,9 +31,13 @@ from typing import Any
 import yaml
 
 from worldkit.sweeps_engine import SweepEngine
+from worldkit.tracking import check_wandb_mode
 
 AGENT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 """What a W&B agent runs when a sweep file names no command; ``${args}`` gives ``--name=value``."""
+
+RUNNER_FLAGS = ("run_dir", "wandb_mode")
+"""Flags the offline runner sets for every run itself."""
 
 
 class SweepFileError(ValueError):
@@ -74,8 +80,8 @@ def _recipe_problems(sweep: dict[str, Any]) -> list[str]:
     for name, spec in (sweep.get("parameters") or {}).items():
         if isinstance(spec, dict) and "parameters" in spec:
             problems.append(f"parameter {name!r} is nested: name each flag in full, e.g. '{name}.<field>'")
-        if name == "run_dir":
-            problems.append("run_dir cannot be swept: the runner gives each run its own")
+        if name in RUNNER_FLAGS:
+            problems.append(f"{name} cannot be swept: the offline runner sets it for each run")
     return problems
 
 
@@ -114,17 +120,20 @@ class RunResult:
     command: list[str] = field(default_factory=list)
 
     def as_engine_run(self, metric_name: str) -> dict[str, Any]:
+        """This run as the engine's ``sweeps.SweepRun``, what a Bayesian search learns from."""
         summary = {} if self.metric is None else {metric_name: self.metric}
         return {"name": self.name, "state": self.state, "config": {k: {"value": v} for k, v in self.params.items()},
                 "summary_metrics": summary, "history": [{metric_name: value} for value in self.history]}
 
 
 def run_sweep(path: str | Path, out_dir: str | Path | None = None, *, count: int | None = None,
-              extra_args: Sequence[str] = (), engine: SweepEngine | None = None) -> list[RunResult]:
+              extra_args: Sequence[str] = (), engine: SweepEngine | None = None,
+              wandb_mode: str = "offline") -> list[RunResult]:
     """Run a sweep on this machine, one recipe subprocess after another, logged to W&B offline.
 
-    Each run gets ``--run_dir=<out>/<run-NNN>`` after the agent's flags and ``extra_args``
-    (for example a smaller ``--total_steps``), and its output goes to ``<out>/<run-NNN>/output.log``.
+    Each run is the command a W&B agent would run, then ``extra_args`` (for example a smaller
+    ``--total_steps``), then ``--run_dir=<out>/<run-NNN>`` and ``--wandb_mode``, which replace
+    any such flags in the file's command. Its output goes to ``<out>/<run-NNN>/output.log``.
     Started again with the same ``out_dir``, a sweep carries on: ended runs are fed back to the
     engine and a run that was interrupted is started again with its parameters (the recipe
     resumes it from its saved state).
@@ -135,18 +144,20 @@ def run_sweep(path: str | Path, out_dir: str | Path | None = None, *, count: int
         count: runs in the sweep in all; default the sweep's ``run_cap``, or every grid point.
         extra_args: recipe flags for every run; they may not set a swept parameter.
         engine: default :class:`SweepEngine` at its default place, set up if missing.
+        wandb_mode: for every run; ``online`` needs credentials, checked before any run.
 
     Returns:
         Every run of the sweep, in order; the table and plot are in ``out_dir`` too.
     """
+    check_wandb_mode(wandb_mode)
     engine = (engine or SweepEngine()).ensure()
     sweep = load_sweep(path, engine)
     count = count or sweep.get("run_cap")
     if count is None and sweep["method"] != "grid":
         raise ValueError(f"a {sweep['method']} sweep does not end by itself: give a count")
     flagged = {arg[2:].split("=")[0] for arg in extra_args if arg.startswith("--")}
-    if clash := flagged & (set(sweep["parameters"]) | {"run_dir"}):
-        raise ValueError(f"extra arguments may not set {sorted(clash)}: the sweep sets them")
+    if clash := flagged & (set(sweep["parameters"]) | set(RUNNER_FLAGS)):
+        raise ValueError(f"extra arguments may not set {sorted(clash)}: the sweep or the runner sets them")
     out = Path(out_dir or Path("runs/sweeps") / Path(path).stem)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
@@ -162,8 +173,9 @@ def run_sweep(path: str | Path, out_dir: str | Path | None = None, *, count: int
                 break  # the grid is done
             run = RunResult(f"run-{len(runs):03d}", params)
         run_dir = out / run.name
-        run.command = agent_command(sweep, run.params, interpreter=sys.executable,
-                                    extra_args=[*extra_args, f"--run_dir={run_dir}"])
+        command = agent_command(sweep, run.params, interpreter=sys.executable, extra_args=extra_args)
+        run.command = [arg for arg in command if not arg.startswith(tuple(f"--{flag}=" for flag in RUNNER_FLAGS))]
+        run.command += [f"--run_dir={run_dir}", f"--wandb_mode={wandb_mode}"]
         runs[run.name] = run
         _append(log, run)
         _execute(run, run_dir, metric, tag=f"sweep:{Path(path).stem}", label=f"{len(runs)}/{count or '?'}")
@@ -228,14 +240,17 @@ def write_results(sweep: dict[str, Any], runs: Sequence[RunResult], out_dir: str
     sign = -1 if sweep["metric"].get("goal", "minimize") == "maximize" else 1
     best_first = sorted(rows, key=lambda row: (row[-2] is None, sign * (row[-2] or 0.0)))
     table = [header, ["---"] * len(header), *best_first]
-    cell = lambda value: "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)  # noqa: E731
-    (out / "results.md").write_text("".join(f"| {' | '.join(map(cell, row))} |\n" for row in table))
+    (out / "results.md").write_text("".join(f"| {' | '.join(map(_cell, row))} |\n" for row in table))
     paths = {"csv": out / "results.csv", "markdown": out / "results.md"}
     swept = [name for name, spec in sweep["parameters"].items() if "value" not in spec]
     ended = [run for run in runs if run.state == "finished"]
     if swept and ended:
         paths["plot"] = _plot(sweep, swept, ended, out / "results.png")
     return paths
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _plot(sweep: dict[str, Any], names: list[str], runs: Sequence[RunResult], path: Path) -> Path:
@@ -276,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("file")
     run.add_argument("--count", type=int, help="runs in all (default: run_cap, or the whole grid)")
     run.add_argument("--out", help="default runs/sweeps/<file name>")
+    run.add_argument("--wandb_mode", default="offline", choices=["offline", "online", "disabled"])
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     args, extra_args = parser.parse_args(argv[:split]), argv[split + 1:]
@@ -286,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load_sweep(path, engine)
                 print(f"{path}: valid")
         elif args.command == "run":
-            run_sweep(args.file, args.out, count=args.count, extra_args=extra_args, engine=engine)
+            run_sweep(args.file, args.out, count=args.count, extra_args=extra_args, engine=engine,
+                      wandb_mode=args.wandb_mode)
             print(f"results: {Path(args.out or Path('runs/sweeps') / Path(args.file).stem) / 'results.md'}")
     except ValueError as error:  # a SweepFileError, or arguments the sweep refuses
         print(f"error: {error}", file=sys.stderr)

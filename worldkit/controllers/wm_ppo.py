@@ -1,6 +1,6 @@
 """World-model-assisted PPO (seed 000): a lightweight world model inside PPO's own update.
 
-The world model helps PPO in two ways, both through :class:`~worldkit.controllers.ppo.PPOHook`:
+The world model helps PPO in two ways, both through :class:`~worldkit.controllers.rollout.PPOHook`:
 
 - **features**: the policy and value read the latent z = E(s) (or [z, s]) instead of s;
 - **intrinsic reward**: r_int = alpha * ||E(s') - D(E(s), a)||^2, the model's surprise;
@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from worldkit.controllers.ppo import PPOHook, Rollout
+from worldkit.controllers.rollout import PPOHook, Rollout
 from worldkit.models.mlp import LatentMLPWorldModel
 
 PolicyInput = Literal["z", "z_and_s"]

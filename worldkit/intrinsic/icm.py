@@ -9,7 +9,7 @@ the policy keeps reading the raw (normalised) observation.
 import torch
 from torch import Tensor, nn
 
-from worldkit.controllers.ppo import PPOHook, Rollout
+from worldkit.controllers.rollout import PPOHook, Rollout
 from worldkit.models.mlp import mlp
 
 

@@ -53,6 +53,8 @@ class SweepEngine:
         """
         if self.python.exists():
             return self
+        if self.venv.exists():
+            raise FileExistsError(f"{self.venv} holds no Python environment: delete it, or choose another place")
         partial = self.venv.with_name(f"{self.venv.name}.partial-{os.getpid()}")
         print(f"worldkit: setting up W&B's sweep engine in {self.venv} (pip install {ENGINE_REQUIREMENT}, once)",
               file=sys.stderr, flush=True)

@@ -1,0 +1,288 @@
+"""World Models on MiniWorld (seed 002): V (a conv VAE), M (an MDN-RNN), C (linear, CMA-ES in the dream).
+
+    python recipes/miniworld_cmaes.py                                  # Sidewalk, default budget
+    python recipes/miniworld_cmaes.py --env=miniworld:OneRoom --cmaes.temperature=1.15
+    python recipes/miniworld_cmaes.py --help                           # every flag
+
+Each seed runs five stages in ``<run_dir>/<env>-seed<k>/``, each writing its result and skipped
+when that result exists, so a killed run started again with the same flags resumes:
+
+1. collect episodes with a random or forward-biased policy      -> store/
+2. train V on their frames                                      -> checkpoints/vae/, recon_grid.png
+3. encode the episodes and train M on the latent sequences      -> latents.npz, checkpoints/mdnrnn/
+4. CMA-ES on a linear controller, entirely in M's dream         -> checkpoints/controller/, cmaes.jsonl, cmaes_curve.png
+5. evaluate in the real env (parallel workers) and in the dream -> evaluation.json, real_vs_dream.gif
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import imageio.v2 as imageio
+import numpy as np
+import torch
+
+from worldkit.checkpoints import from_pretrained, save_pretrained
+from worldkit.config import parse_config
+from worldkit.controllers.cmaes import CMAESConfig, LinearController, evaluate_in_env, train_in_dream
+from worldkit.data import EpisodeStore, TransitionDataModule, collect
+from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
+from worldkit.dream.rollout import imagine_rollout, select_state
+from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.envs import make_env, parse_spec
+from worldkit.models.mdnrnn import MDNRNN
+from worldkit.models.vae import ConvVAE
+from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.training import TrainerConfig, make_trainer
+
+
+@dataclass
+class Config:
+    """World Models (V + M + C, CMA-ES in the dream) on a MiniWorld task."""
+
+    env: str = "miniworld:Sidewalk"
+    """any MiniWorld id with Discrete actions (miniworld:OneRoom, MiniWorld-Hallway-v0, ...)"""
+    seeds: tuple[int, ...] = (0,)
+    frame_size: tuple[int, int] | None = None
+    """(height, width) of the frames; MiniWorld's 60x80 if not given"""
+    collect_episodes: int = 600
+    collect_policy: Literal["forward_biased", "random"] = "forward_biased"
+    forward_probability: float = 0.6
+    """forward_biased: P(move forward) (action 2); the two turns share the rest"""
+    latent_dim: int = 32
+    vae_channels: tuple[int, ...] = (32, 64, 128, 256)
+    vae_beta: float = 0.5
+    vae_kl_warmup_steps: int = 500
+    vae_skips: bool = False
+    """U-net skips (the dream decodes z alone; see docs/world_models.md)"""
+    vae_batch_size: int = 64
+    vae_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=1500, val_check_interval=500))
+    hidden_dim: int = 256
+    num_mixtures: int = 5
+    repulsion_weight: float = 0.0
+    sequence_length: int = 64
+    mdn_batch_size: int = 32
+    mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=2000, val_check_interval=500))
+    cmaes: CMAESConfig = field(default_factory=CMAESConfig)
+    eval_episodes: int = 100
+    eval_workers: int = 2
+    dream_eval_rollouts: int = 1024
+    """dreams of the final controller, from real first frames, for the dream's own estimate"""
+    run_dir: str = "runs/world_models"
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+        if min(self.collect_episodes, self.eval_episodes, self.eval_workers, self.dream_eval_rollouts) < 1:
+            raise ValueError("collect_episodes, eval_episodes, eval_workers and dream_eval_rollouts must be positive")
+        if not 0 <= self.forward_probability <= 1:
+            raise ValueError(f"forward_probability must be in [0, 1], got {self.forward_probability}")
+
+
+class ForwardBiased:
+    """Random actions, moving forward (action 2) with a set probability and turning otherwise."""
+
+    def __init__(self, forward: float, seed: int):
+        self.probabilities = [(1 - forward) / 2, (1 - forward) / 2, forward]
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.choice(3, size=len(obs), p=self.probabilities)
+
+
+def main(config: Config) -> list[dict]:
+    check_wandb_mode(config.wandb_mode)
+    spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
+    if spec.family != "miniworld":
+        raise ValueError(f"this recipe is for MiniWorld's pixel tasks; {spec} is not one")
+    return [run_seed(config, str(spec), spec.name, seed) for seed in config.seeds]
+
+
+def run_seed(config: Config, env: str, name: str, seed: int) -> dict:
+    run = Path(config.run_dir) / f"{name}-seed{seed}"
+    torch.manual_seed(seed)
+    store = stage_collect(config, env, run, seed)
+    vae = stage_vae(config, store, run, seed)
+    latents = stage_latents(config, vae, store, run)
+    world_model = stage_mdnrnn(config, vae, store, latents, run, seed)
+    start_states = world_model.initial_state(len(latents))._replace(z=latents.first_latents())
+    controller = stage_cmaes(config, world_model, start_states, run, seed)
+    return stage_evaluate(config, world_model, controller, start_states, latents, env, run, seed)
+
+
+def stage_collect(config: Config, env: str, run: Path, seed: int) -> EpisodeStore:
+    policy = ForwardBiased(config.forward_probability, seed) if config.collect_policy == "forward_biased" else None
+    return collect(run / "store", env, episodes=config.collect_episodes, policy=policy, seed=seed,
+                   size=config.frame_size, progress=config.progress)
+
+
+def stage_vae(config: Config, store: EpisodeStore, run: Path, seed: int) -> ConvVAE:
+    folder = run / "checkpoints" / "vae"
+    if not folder.exists():
+        vae = ConvVAE(store.observation_space.shape, config.latent_dim, config.vae_channels, config.vae_beta,
+                      config.vae_kl_warmup_steps, config.vae_skips)
+        vae.env_spec, vae.observation_space = store.env_spec, store.observation_space
+        data = TransitionDataModule(store, batch_size=config.vae_batch_size, val_fraction=0.05, seed=seed)
+        metrics = _fit(vae, data, config.vae_trainer, run / "vae", config)
+        save_pretrained(vae, folder, metrics=metrics)
+    vae = ConvVAE.from_pretrained(folder)
+    if not (run / "recon_grid.png").exists():
+        _reconstruction_grid(vae, store, run / "recon_grid.png")
+    return vae
+
+
+def stage_latents(config: Config, vae: ConvVAE, store: EpisodeStore, run: Path) -> LatentEpisodes:
+    path = run / "latents.npz"
+    if not path.exists():
+        LatentEpisodes.encode(vae, store, progress=config.progress).save(path)
+    return LatentEpisodes.load(path)
+
+
+def stage_mdnrnn(config: Config, vae: ConvVAE, store: EpisodeStore, latents: LatentEpisodes, run: Path,
+                 seed: int) -> VAEMDNWorldModel:
+    folder = run / "checkpoints" / "world_model"
+    if not folder.exists():
+        mdnrnn = MDNRNN(config.latent_dim, int(store.action_space.n), config.hidden_dim, config.num_mixtures,
+                        config.repulsion_weight)
+        data = LatentSequenceDataModule(latents, config.sequence_length, batch_size=config.mdn_batch_size, seed=seed)
+        metrics = _fit(mdnrnn, data, config.mdn_trainer, run / "mdnrnn", config)
+        mdnrnn.env_spec = latents.env_spec
+        save_pretrained(mdnrnn, run / "checkpoints" / "mdnrnn", metrics=metrics)
+        save_pretrained(VAEMDNWorldModel.compose(vae, mdnrnn), folder, metrics=metrics)
+    return VAEMDNWorldModel.from_pretrained(folder)
+
+
+def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run: Path, seed: int) -> LinearController:
+    folder = run / "checkpoints" / "controller"
+    if not folder.exists():
+        cmaes = _with_seed(config.cmaes, seed)
+        history_file = run / "cmaes.jsonl"
+        history_file.unlink(missing_ok=True)  # an interrupted search starts over
+        with RunLogger(run / "cmaes", config, mode=config.wandb_mode, name=f"{run.name}-cmaes") as logger, \
+                open(history_file, "a") as history:
+            def record(row: dict) -> None:
+                history.write(json.dumps(row) + "\n")
+                logger.log({f"cmaes/{k}": v for k, v in row.items() if k != "generation"}, step=row["generation"])
+
+            result = train_in_dream(world_model, start_states, cmaes, callback=record, progress=config.progress)
+        save_pretrained(result.controller, folder, metrics=result.history[-1])
+    if not (run / "cmaes_curve.png").exists():
+        _cmaes_curve([json.loads(line) for line in (run / "cmaes.jsonl").read_text().splitlines()],
+                     run / "cmaes_curve.png", run.name)
+    return LinearController.from_pretrained(folder)
+
+
+@torch.no_grad()
+def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: LinearController, start_states,
+                   latents: LatentEpisodes, env: str, run: Path, seed: int) -> dict:
+    path = run / "evaluation.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    cmaes = _with_seed(config.cmaes, seed)
+    generator = torch.Generator().manual_seed(seed)
+    starts = select_state(start_states, torch.randint(len(latents), (config.dream_eval_rollouts,), generator=generator))
+    dream = imagine_rollout(world_model, starts, controller.act, cmaes.horizon, temperature=cmaes.temperature,
+                            generator=generator)
+    real = evaluate_in_env(world_model, controller, env, config.eval_episodes, seed=10_000 + seed,
+                           workers=config.eval_workers, size=config.frame_size, progress=config.progress)
+    data_successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in latents.episodes]
+    result = {
+        "env": env, "seed": seed,
+        "real": real,
+        "dream": {"mean_return": dream.returns().mean().item(), "mean_steps": dream.expected_length().mean().item(),
+                  "rollouts": config.dream_eval_rollouts, "horizon": cmaes.horizon, "temperature": cmaes.temperature},
+        "collected_data": {"policy": config.collect_policy, "episodes": len(latents),
+                           "success_rate": float(np.mean(data_successes))},
+    }
+    _real_vs_dream_gif(world_model, controller, env, config, seed, run / "real_vs_dream.gif")
+    path.write_text(json.dumps(result, indent=2))
+    print(f"{run.name}: real success {real['success_rate']:.2f}, return {real['mean_return']:.3f}, "
+          f"steps {real['mean_steps']:.1f}; dream return {result['dream']['mean_return']:.3f}")
+    return result
+
+
+def _fit(module, data, trainer_config: TrainerConfig, stage_dir: Path, config: Config) -> dict:
+    """Train with lightning, resuming from the stage's last.ckpt if an earlier run left one."""
+    trainer_config = dataclasses.replace(trainer_config, progress=config.progress)
+    trainer = make_trainer(trainer_config, stage_dir, wandb_mode=config.wandb_mode, hparams=config)
+    last = stage_dir / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def _with_seed(cmaes: CMAESConfig, seed: int) -> CMAESConfig:
+    return dataclasses.replace(cmaes, seed=seed)
+
+
+@torch.no_grad()
+def _reconstruction_grid(vae: ConvVAE, store: EpisodeStore, path: Path, columns: int = 8) -> None:
+    """Frames from the last episodes (top), V's reconstructions (middle), and, for a VAE with skips,
+    its decoding of z alone (bottom), which is all a dream shows."""
+    obs = np.concatenate([store.episode(i)["obs"] for i in range(max(0, len(store) - columns), len(store))])
+    frames = torch.from_numpy(obs[np.linspace(0, len(obs) - 1, columns).astype(int)])
+    rows = [frames.numpy(), _to_uint8(vae.reconstruct(frames))]
+    if vae.hparams.skips:
+        rows.append(_to_uint8(vae.decode(vae.embed(frames))))
+    imageio.imwrite(path, _upscale(np.concatenate([np.concatenate(list(row), axis=1) for row in rows])))
+
+
+def _cmaes_curve(history: list[dict], path: Path, title: str) -> None:
+    """Best and mean candidate fitness and the distribution mean's, with sigma, per generation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    generation = [row["generation"] for row in history]
+    figure, (returns, sigma) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in [("best", "best candidate"), ("mean", "mean of candidates"), ("mean_candidate", "search mean")]:
+        returns.plot(generation, [row[key] for row in history], label=label)
+    returns.set(xlabel="generation", ylabel="dreamed return (shaped)", title=title)
+    returns.legend()
+    sigma.plot(generation, [row["sigma"] for row in history])
+    sigma.set(xlabel="generation", ylabel="sigma", yscale="log", title="CMA-ES step size")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+@torch.no_grad()
+def _real_vs_dream_gif(world_model: VAEMDNWorldModel, controller: LinearController, env_id: str, config: Config,
+                       seed: int, path: Path) -> None:
+    """Left: the real env under the controller; right: the dream from the same first frame under the same
+    controller (until it ends or the real episode does)."""
+    env = make_env(env_id, size=config.frame_size, seed=seed)
+    obs, _ = env.reset(seed=seed)
+    state = world_model.observe(world_model.initial_state(1), None, torch.from_numpy(obs)[None])
+    dream = imagine_rollout(world_model, state, controller.act, config.cmaes.horizon,
+                            temperature=config.cmaes.temperature, generator=torch.Generator().manual_seed(seed),
+                            keep_states=True)
+    dreamed = [_to_uint8(world_model.decode(s))[0] for s in dream.states]
+    dream_end = int((dream.alive >= 0.5).sum()) + 1
+    frames = []
+    for t in range(config.cmaes.horizon + 1):
+        right = dreamed[t] if t < dream_end else np.zeros_like(dreamed[0])
+        frames.append(_upscale(np.concatenate([obs, right], axis=1)))
+        action = controller.act(world_model.features(state))
+        obs, _, terminated, truncated, _ = env.step(int(action[0]))
+        if terminated or truncated:
+            break
+        state = world_model.observe(state, action, torch.from_numpy(obs)[None])
+    env.close()
+    imageio.mimsave(path, frames, duration=100, loop=0)
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return (frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def _upscale(image: np.ndarray, factor: int = 3) -> np.ndarray:
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+if __name__ == "__main__":
+    main(parse_config(Config))

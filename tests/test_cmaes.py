@@ -1,0 +1,124 @@
+"""C: the linear controller, CMA-ES with the population as one batch, real-env evaluation in workers."""
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from worldkit.checkpoints import from_pretrained, save_pretrained
+from worldkit.controllers.cmaes import (
+    CMAESConfig,
+    LinearController,
+    WorkerDiedError,
+    _WORKER,
+    _run_episode,
+    _start_worker,
+    choose_actions,
+    dream_population,
+    evaluate_in_env,
+    train_in_dream,
+)
+from worldkit.dream.rollout import imagine_rollout
+from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.models.mdnrnn import MDNRNN
+from worldkit.models.vae import ConvVAE
+
+
+@pytest.fixture
+def dream_model() -> VAEMDNWorldModel:
+    """An untrained but real V + M whose episodes rarely end, and start states from random latents."""
+    torch.manual_seed(0)
+    model = VAEMDNWorldModel.compose(ConvVAE(channels=(8, 16), latent_dim=8), MDNRNN(latent_dim=8, hidden_dim=16))
+    with torch.no_grad():
+        model.mdnrnn.head.bias[-1] = -4.0  # done logit: P(continue) ~ 0.98
+    return model
+
+
+def start_states(model: VAEMDNWorldModel, n: int):
+    return model.initial_state(n)._replace(z=torch.randn(n, 8, generator=torch.Generator().manual_seed(1)))
+
+
+def test_batched_population_gives_each_candidates_own_returns(dream_model):
+    config = CMAESConfig(population=5, rollouts=3, horizon=25, temperature=0.0)
+    starts = start_states(dream_model, 3)
+    vectors = torch.randn(5, dream_model.feature_dim * 3 + 3, generator=torch.Generator().manual_seed(2))
+    batched = dream_population(dream_model, starts, vectors, config).returns().reshape(5, 3)
+    with torch.no_grad():
+        for p in range(5):
+            controller = LinearController(dream_model.feature_dim, 3).load_vector(vectors[p])
+            alone = imagine_rollout(dream_model, starts, controller.act, 25, temperature=0.0).returns()
+            torch.testing.assert_close(batched[p], alone)
+    assert batched.std(0).max() > 0, "candidates should differ, or the comparison shows nothing"
+
+
+def test_cmaes_improves_the_controller_in_a_dream(dream_model):
+    starts = start_states(dream_model, 8)
+    config = CMAESConfig(population=8, generations=6, rollouts=8, horizon=30, temperature=0.0, sigma0=0.5)
+    result = train_in_dream(dream_model, starts, config, progress=False)
+
+    def dreamed_return(controller: LinearController) -> float:
+        with torch.no_grad():
+            return imagine_rollout(dream_model, starts, controller.act, 30, temperature=0.0).returns().mean().item()
+
+    initial = dreamed_return(LinearController(dream_model.feature_dim, 3))  # W = 0, b = 0: where CMA-ES starts
+    assert dreamed_return(result.controller) > initial + 1.0
+    assert result.history[-1]["mean"] > result.history[0]["mean"]
+    assert [row["generation"] for row in result.history] == list(range(6))
+    assert result.history[-1]["sigma"] != config.sigma0
+
+
+def test_controller_checkpoint_round_trip_and_sampling(tmp_path):
+    controller = LinearController(4, 3, deterministic=False).load_vector(torch.arange(15.0) / 10)
+    loaded = from_pretrained(save_pretrained(controller, tmp_path / "c"))
+    assert isinstance(loaded, LinearController) and not loaded.hparams["deterministic"]
+    torch.testing.assert_close(loaded.weight, torch.arange(12.0).reshape(4, 3) / 10)
+    logits = torch.tensor([[0.0, 1.0, 2.0]]).repeat(20_000, 1)
+    counts = torch.bincount(choose_actions(logits, False, torch.Generator().manual_seed(0)), minlength=3)
+    torch.testing.assert_close(counts / 20_000, torch.softmax(logits[0], 0), atol=0.015, rtol=0)
+    assert (choose_actions(logits, True) == 2).all()
+
+
+def test_real_env_evaluation_in_workers_matches_one_process(dream_model, tmp_path):
+    controller = LinearController(dream_model.feature_dim, 3).load_vector(
+        torch.randn(dream_model.feature_dim * 3 + 3, generator=torch.Generator().manual_seed(3)))
+    result = evaluate_in_env(dream_model, controller, "miniworld:Sidewalk", 2, seed=5, workers=2, progress=False)
+    assert result["episodes"] == 2 and len(result["returns"]) == 2
+    threads = torch.get_num_threads()
+    try:  # what a worker does, in this process
+        _start_worker("miniworld:Sidewalk", None, str(save_pretrained(dream_model, tmp_path / "wm")),
+                      str(save_pretrained(controller, tmp_path / "controller")))
+        here = [_run_episode(5 + i) for i in range(2)]
+    finally:
+        torch.set_num_threads(threads)
+        _WORKER.pop("env").close()
+    assert result["lengths"] == [episode["length"] for episode in here]
+    assert result["returns"] == [episode["return"] for episode in here]
+    assert result["mean_steps"] == sum(result["lengths"]) / 2
+
+
+def test_a_killed_worker_fails_the_evaluation_instead_of_hanging(dream_model):
+    controller = LinearController(dream_model.feature_dim, 3)
+    outcome = {}
+
+    def evaluate() -> None:
+        try:
+            evaluate_in_env(dream_model, controller, "miniworld:Sidewalk", 50, workers=2, progress=False)
+        except BaseException as error:  # noqa: BLE001 - the test inspects whatever ended it
+            outcome["error"] = error
+
+    thread = threading.Thread(target=evaluate, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = multiprocessing.active_children()
+    assert workers, "no worker process started"
+    os.kill(workers[0].pid, signal.SIGKILL)
+    thread.join(timeout=90)
+    assert not thread.is_alive(), "the evaluation hung after a worker died"
+    assert isinstance(outcome.get("error"), WorkerDiedError)
+    assert "died" in str(outcome["error"])

@@ -1,0 +1,203 @@
+"""V, M and the dream on real Sidewalk frames, and the recipe that chains them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from worldkit.checkpoints import from_pretrained, save_pretrained
+from worldkit.data import TransitionDataModule, collect
+from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
+from worldkit.dream.protocol import WorldModel
+from worldkit.dream.rollout import DreamRollout, imagine_rollout, repeat_state, select_state
+from worldkit.dream.vae_mdn import MDNState, VAEMDNWorldModel
+from worldkit.models.mdnrnn import MDNRNN, Mixture
+from worldkit.models.vae import ConvVAE, FrameShapeError, latent_ranks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fit(module: L.LightningModule, data: L.LightningDataModule, steps: int) -> L.Trainer:
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1)
+    trainer.fit(module, datamodule=data)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def sidewalk(tmp_path_factory):
+    """~1,000 real Sidewalk transitions (random policy)."""
+    return collect(tmp_path_factory.mktemp("sidewalk") / "store", "miniworld:Sidewalk", steps=1000, seed=0,
+                   progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained_vae(sidewalk):
+    torch.manual_seed(0)
+    data = TransitionDataModule(sidewalk, batch_size=32, val_fraction=0.2, seed=0)
+    vae = ConvVAE(latent_dim=16, channels=(16, 32, 64, 64), kl_warmup_steps=60, lr=2e-3, diagnostics_every=10)
+    trainer = fit(vae, data, 120)
+    vae.eval()
+    return vae, data, trainer
+
+
+def test_vae_reconstructs_held_out_frames_far_better_than_the_mean_frame(trained_vae):
+    vae, data, trainer = trained_vae
+    train_frames = torch.stack([data.train_dataset[i]["obs"] for i in range(0, len(data.train_dataset), 5)])
+    held_out = torch.stack([data.val_dataset[i]["obs"] for i in range(len(data.val_dataset))])
+    target = held_out.float() / 255
+    mean_frame_error = (target - train_frames.float().mean(0) / 255).pow(2).mean()
+    with torch.no_grad():
+        error = (vae.reconstruct(held_out) - target).pow(2).mean()
+    assert error < 0.5 * mean_frame_error, (error, mean_frame_error)
+    logged = trainer.callback_metrics
+    for key in ("train/recon", "train/kl", "diag/latent_effective_rank", "diag/grad_norm_recon",
+                "diag/grad_norm_kl", "diag/grad_cosine_recon_kl"):
+        assert torch.isfinite(logged[key]), key
+    assert logged["diag/latent_effective_rank"] > 1.5  # codes spread over more than one direction
+
+
+def test_mdnrnn_predicts_encoded_sequences_better_than_one_gaussian(trained_vae, sidewalk):
+    vae, _, _ = trained_vae
+    latents = LatentEpisodes.encode(vae, sidewalk, batch_size=256, progress=False)
+    assert len(latents) == len(sidewalk) and latents.episodes[0]["mu"].shape == (sidewalk.lengths[0] + 1, 16)
+    torch.manual_seed(0)
+    data = LatentSequenceDataModule(latents, 32, batch_size=16, val_fraction=0.25, seed=0)
+    mdnrnn = MDNRNN(latent_dim=16, hidden_dim=64, num_mixtures=5, repulsion_weight=0.1, lr=3e-3)
+    trainer = fit(mdnrnn, data, 150)
+    mdnrnn.eval()
+    batch = next(iter(torch.utils.data.DataLoader(data.val_dataloader().dataset, batch_size=1000)))
+    with torch.no_grad():
+        nll = mdnrnn.losses(batch)["nll"].item()
+    train_z = np.concatenate([latents.episodes[i]["mu"][1:] for i in data.train_episodes])
+    mean, std = torch.tensor(train_z.mean(0)), torch.tensor(train_z.std(0))
+    targets = batch["mu"][:, 1:][batch["mask"]]
+    one_gaussian = -torch.distributions.Normal(mean, std).log_prob(targets).sum(-1).mean().item()
+    assert nll < one_gaussian - 5, (nll, one_gaussian)  # nats per step
+    assert 0 < trainer.callback_metrics["train/mixture_entropy"] < np.log(5) + 1e-4
+    assert torch.isfinite(trainer.callback_metrics["train/repulsion"])
+
+
+def test_mixture_samples_follow_the_mixture_and_temperature():
+    mixture = Mixture(logit_pi=torch.log(torch.tensor([[0.25, 0.75]])), mu=torch.tensor([[-3.0, 3.0]]),
+                      log_sigma=torch.log(torch.tensor([[0.5, 0.5]])))
+    wide = mixture._replace(**{k: v.expand(50_000, 1, 2) for k, v in mixture._asdict().items()})
+    samples = wide.sample(1.0, torch.Generator().manual_seed(0))[:, 0]
+    assert abs((samples > 0).float().mean().item() - 0.75) < 0.01
+    assert abs(samples[samples > 0].std().item() - 0.5) < 0.02
+    cold = wide.sample(0.25, torch.Generator().manual_seed(0))[:, 0]
+    assert (cold > 0).float().mean() > 0.95  # weights sharpen towards the likelier component
+    assert abs(cold[cold > 0].std().item() - 0.25) < 0.02  # sigma * sqrt(tau)
+    assert (wide.sample(0.0)[:, 0] == 3.0).all()
+
+
+def test_a_vae_checkpoint_refuses_frames_of_another_shape(tmp_path):
+    vae = ConvVAE(channels=(8, 16))
+    loaded = ConvVAE.from_pretrained(save_pretrained(vae, tmp_path / "vae"))
+    with pytest.raises(FrameShapeError, match=r"\(60, 80, 3\).*\(64, 64, 3\)"):
+        loaded.embed(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))
+    world_model = VAEMDNWorldModel.compose(loaded, MDNRNN(latent_dim=32, hidden_dim=8))
+    with pytest.raises(FrameShapeError, match=r"\(60, 80, 3\)"):
+        world_model.observe(world_model.initial_state(1), None, torch.zeros(1, 84, 84, 3, dtype=torch.uint8))
+
+
+def test_vae_with_skips_decodes_from_z_alone():
+    vae = ConvVAE(frame_shape=(30, 40, 3), latent_dim=4, channels=(4, 8, 8), skips=True)
+    frames = torch.randint(0, 256, (3, 30, 40, 3), dtype=torch.uint8)
+    z = vae.embed(frames)
+    assert vae.decode(z).shape == (3, 30, 40, 3)
+    assert not torch.allclose(vae.reconstruct(frames), vae.decode(z))  # the skips carry more than z
+    assert latent_ranks(torch.randn(100, 4) @ torch.diag(torch.tensor([1.0, 1.0, 0.0, 0.0])))["latent_rank"] == 2
+
+
+def test_world_model_keeps_the_protocol_and_survives_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = VAEMDNWorldModel.compose(ConvVAE(channels=(8, 16), latent_dim=6), MDNRNN(latent_dim=6, hidden_dim=10))
+    model.env_spec = "miniworld:Sidewalk"
+    assert isinstance(model, WorldModel) and model.feature_dim == 16 and model.action_space.n == 3
+    loaded = from_pretrained(save_pretrained(model, tmp_path / "wm"))
+    assert loaded.env_spec == "miniworld:Sidewalk"
+    frames = torch.randint(0, 256, (4, 60, 80, 3), dtype=torch.uint8)
+    state = loaded.observe(loaded.initial_state(4), None, frames)
+    assert torch.equal(state.h, torch.zeros(4, 10))  # nothing has been read yet
+    stepped = loaded.observe(state, torch.tensor([0, 1, 2, 2]), frames)
+    assert not torch.equal(stepped.h, state.h)
+    action = torch.tensor([2, 2, 0, 1])
+    dream = [m.imagine(state, action, temperature=0.0) for m in (model, loaded)]
+    for a, b in zip(dream[0][0] + dream[0][1:], dream[1][0] + dream[1][1:]):
+        torch.testing.assert_close(a, b)
+    next_state, reward, continue_prob = dream[0]
+    assert next_state.z.shape == (4, 6) and reward.shape == (4,) and ((0 < continue_prob) & (continue_prob < 1)).all()
+    hot = [model.imagine(state, action, generator=torch.Generator().manual_seed(s))[0].z for s in (1, 2)]
+    assert not torch.equal(*hot)
+    assert model.decode(next_state).shape == (4, 60, 80, 3) and model.features(next_state).shape == (4, 16)
+
+
+def test_rollout_weights_rewards_by_the_chance_the_episode_is_still_running():
+    torch.manual_seed(0)
+    model = VAEMDNWorldModel.compose(ConvVAE(channels=(8,), latent_dim=3), MDNRNN(latent_dim=3, hidden_dim=5))
+    start = model.initial_state(2)._replace(z=torch.randn(2, 3))
+    with torch.no_grad():
+        rollout = imagine_rollout(model, start, lambda f: torch.zeros(len(f), dtype=torch.long), 4,
+                                  temperature=0.0, keep_states=True)
+    assert rollout.rewards.shape == (4, 2) and len(rollout.states) == 5
+    alive = torch.cat([torch.ones(1, 2), rollout.continues[:-1].cumprod(0)])
+    torch.testing.assert_close(rollout.alive, alive)
+    discount = 0.9 ** torch.arange(4.0)[:, None]
+    torch.testing.assert_close(rollout.returns(0.9, 0.1), (discount * alive * (rollout.rewards - 0.1)).sum(0))
+    hand = DreamRollout(torch.zeros(2, 1), torch.tensor([[1.0], [1.0]]), torch.tensor([[0.5], [0.5]]),
+                        torch.tensor([[1.0], [0.5]]), None)
+    assert hand.returns().item() == 1.5 and hand.expected_length().item() == 1.5
+    doubled = repeat_state(start, 3)
+    assert doubled.z.shape == (6, 3) and torch.equal(select_state(doubled, torch.tensor([2])).z, start.z[:1])
+    assert isinstance(doubled, MDNState)
+
+
+def test_latent_episodes_round_trip_and_windows(tmp_path):
+    episodes = [{"mu": np.random.randn(t + 1, 2).astype(np.float32), "logvar": np.zeros((t + 1, 2), np.float32),
+                 "action": np.arange(t) % 3, "reward": np.zeros(t, np.float32),
+                 "terminated": np.arange(t) == t - 1} for t in (5, 12)]
+    loaded = LatentEpisodes.load(LatentEpisodes(episodes, "miniworld:Sidewalk").save(tmp_path / "z.npz"))
+    assert loaded.env_spec == "miniworld:Sidewalk" and len(loaded) == 2
+    for a, b in zip(episodes, loaded.episodes):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    windows = LatentSequenceDataModule(loaded, 8, batch_size=4, val_fraction=0.0).train_dataloader().dataset
+    assert len(windows) == 3  # 5 steps -> 1 window, 12 steps -> 2
+    masks = sorted(int(windows[i]["mask"].sum()) for i in range(3))
+    assert masks == [4, 5, 8]
+    torch.testing.assert_close(loaded.first_latents(), torch.tensor(np.stack([e["mu"][0] for e in episodes])))
+
+
+def run_recipe(run_dir: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "recipes" / "miniworld_cmaes.py"), f"--run_dir={run_dir}",
+               "--wandb_mode=disabled", "--progress=False", "--collect_episodes=3", "--latent_dim=8",
+               "--vae_channels", "8", "16", "--vae_trainer.max_steps=3", "--vae_trainer.val_check_interval=3",
+               "--hidden_dim=16", "--mdn_trainer.max_steps=3", "--mdn_trainer.val_check_interval=3",
+               "--cmaes.population=4", "--cmaes.generations=2", "--cmaes.rollouts=2", "--cmaes.horizon=10",
+               "--eval_episodes=2", "--eval_workers=1", "--dream_eval_rollouts=8"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=ROOT)
+
+
+def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
+    result = run_recipe(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "Sidewalk-seed0"
+    artifacts = ["recon_grid.png", "latents.npz", "cmaes.jsonl", "cmaes_curve.png", "real_vs_dream.gif",
+                 "evaluation.json", *(f"checkpoints/{n}/model.safetensors"
+                                      for n in ("vae", "mdnrnn", "world_model", "controller"))]
+    for name in artifacts:
+        assert (run / name).exists(), name
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["real"]["episodes"] == 2 and 0 <= evaluation["real"]["success_rate"] <= 1
+    assert evaluation["dream"]["rollouts"] == 8 and evaluation["collected_data"]["episodes"] == 3
+    assert len((run / "cmaes.jsonl").read_text().splitlines()) == 2
+    written = {name: (run / name).stat().st_mtime_ns for name in artifacts}
+    again = run_recipe(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {name: (run / name).stat().st_mtime_ns for name in artifacts} == written  # every stage skipped

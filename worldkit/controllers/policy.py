@@ -1,0 +1,201 @@
+"""The actor-critic that PPO trains: tanh MLPs over optional features, with normalisation buffers."""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from worldkit.checkpoints import checkpointable
+from worldkit.controllers.normalize import ArrayT, RunningMeanStd
+from worldkit.spaces import space_from_dict, space_to_dict
+
+__all__ = ["PPOAgent", "TanhMLP"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@checkpointable
+class PPOAgent(nn.Module):
+    """Actor and critic MLPs (tanh) over an optional feature module, with normalisation statistics.
+
+    Box actions get a diagonal Gaussian whose log-std is a learned vector (state-independent);
+    Discrete actions get a categorical over logits. ``forward`` and the distribution methods take
+    *normalised* observations (what the rollout stores); :meth:`act` takes raw ones.
+
+    Args:
+        observation_space: A Box, or its :func:`worldkit.spaces.space_to_dict` description.
+        action_space: A 1-D Box or a Discrete space (or its description).
+        hidden_sizes: Widths of the actor's and of the critic's hidden layers.
+        normalize_obs: Keep running observation statistics (``obs_rms``) and normalise with them.
+        normalize_reward: Keep running statistics of the discounted return (``return_rms``);
+            only the learner uses them, they are here so a checkpoint can resume training.
+        obs_clip: Normalised observations are clipped to ``[-obs_clip, obs_clip]``.
+        features: Maps normalised observations to the actor's and critic's input (a hook's
+            :meth:`PPOHook.feature_module`); identity if None. It is not in ``hparams``: rebuild
+            such an agent with ``PPOAgent(**hparams, features=module)``.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space | dict[str, Any],
+        action_space: gym.Space | dict[str, Any],
+        hidden_sizes: Sequence[int] = (64, 64),
+        normalize_obs: bool = True,
+        normalize_reward: bool = True,
+        obs_clip: float = 10.0,
+        features: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.observation_space = _as_space(observation_space)
+        self.action_space = _as_space(action_space)
+        _check_supported(self.observation_space, self.action_space)
+        self.hparams = {
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
+            "hidden_sizes": list(hidden_sizes),
+            "normalize_obs": normalize_obs,
+            "normalize_reward": normalize_reward,
+            "obs_clip": obs_clip,
+        }
+        obs_shape = self.observation_space.shape
+        self.obs_clip = obs_clip
+        self.obs_rms = RunningMeanStd(obs_shape) if normalize_obs else None
+        self.return_rms = RunningMeanStd() if normalize_reward else None
+
+        if features is None and len(obs_shape) != 1:
+            raise ValueError(
+                f"PPO's MLP takes flat observations, not shape {obs_shape}: pass a hook whose "
+                "feature_module() maps them to a vector (e.g. a CNN encoder)"
+            )
+        self.features = features if features is not None else nn.Identity()
+        with torch.no_grad():
+            feature_dim = self.features(torch.zeros(1, *obs_shape)).shape[-1]
+
+        self.continuous = isinstance(self.action_space, gym.spaces.Box)
+        if self.continuous:
+            action_dim = self.action_space.shape[0]
+            self.log_std = nn.Parameter(torch.zeros(action_dim))
+            self.register_buffer("action_low", torch.as_tensor(self.action_space.low), persistent=False)
+            self.register_buffer("action_high", torch.as_tensor(self.action_space.high), persistent=False)
+        else:
+            action_dim = int(self.action_space.n)
+        self.action_dim = action_dim
+        # CleanRL's initialisation: a small last actor layer, so the first policy is near uniform
+        # around 0, and a unit-gain last critic layer.
+        self.actor = TanhMLP(feature_dim, hidden_sizes, action_dim, out_gain=0.01)
+        self.critic = TanhMLP(feature_dim, hidden_sizes, 1, out_gain=1.0)
+
+    def normalize(self, obs: ArrayT) -> ArrayT:
+        """Raw float observations (tensor or array) to what the networks see; statistics stay as they are."""
+        return obs if self.obs_rms is None else self.obs_rms.normalize(obs, self.obs_clip)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Policy output (Gaussian mean or logits) and value, for normalised observations."""
+        x = self.features(obs)
+        return self.actor(x), self.critic(x).squeeze(-1)
+
+    def policy(self, obs: Tensor) -> Tensor:
+        """Gaussian mean or logits for normalised observations (skips the critic)."""
+        return self.actor(self.features(obs))
+
+    def value(self, obs: Tensor) -> Tensor:
+        """State values for normalised observations."""
+        return self.critic(self.features(obs)).squeeze(-1)
+
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor:
+        """Exploration noise for :meth:`sample` under the current policy: Gaussian with the
+        policy's std, or Gumbel noise for the categorical (the Gumbel-max trick).
+
+        Drawing a whole rollout's noise at once spares the rollout two ops per step.
+        """
+        if self.continuous:
+            return torch.randn(*shape, self.action_dim, generator=generator) * self.log_std.detach().exp()
+        return -torch.empty(*shape, self.action_dim).exponential_(generator=generator).log()
+
+    def sample(self, policy_out: Tensor, noise: Tensor) -> Tensor:
+        """Actions from the policy's output and :meth:`noise` (unclipped: log-probs are of exactly
+        this sample)."""
+        return policy_out + noise if self.continuous else (policy_out + noise).argmax(-1)
+
+    def mode(self, policy_out: Tensor) -> Tensor:
+        """The most likely action: the Gaussian mean, or the argmax of the logits."""
+        return policy_out if self.continuous else policy_out.argmax(-1)
+
+    def log_prob_entropy(self, policy_out: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probability of ``actions`` and the policy's entropy, one value per sample."""
+        if self.continuous:
+            z = (actions - policy_out) * torch.exp(-self.log_std)
+            log_prob = (-0.5 * z.square() - self.log_std).sum(-1) - 0.5 * _LOG_2PI * z.shape[-1]
+            entropy = (0.5 + 0.5 * _LOG_2PI + self.log_std).sum()
+            return log_prob, entropy.expand(log_prob.shape)
+        log_probs = policy_out.log_softmax(-1)
+        log_prob = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return log_prob, -(log_probs.exp() * log_probs).sum(-1)
+
+    def to_env(self, actions: Tensor) -> Tensor:
+        """Actions as the env takes them: Gaussian samples clipped to the Box bounds."""
+        return actions.clamp(self.action_low, self.action_high) if self.continuous else actions
+
+    @torch.no_grad()
+    def act(
+        self, obs: np.ndarray | Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Env-ready actions for a batch of raw observations, normalised with the frozen statistics."""
+        policy_out = self.policy(self.normalize(torch.as_tensor(obs, dtype=torch.float32)))
+        if deterministic:
+            actions = self.mode(policy_out)
+        else:
+            actions = self.sample(policy_out, self.noise(policy_out.shape[:-1], generator))
+        return self.to_env(actions)
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """Raise a ValueError naming both spaces unless the env's spaces are the ones this agent was built for."""
+        _check_supported(observation_space, action_space)
+        for what, mine, theirs in (
+            ("observation", self.observation_space, observation_space),
+            ("action", self.action_space, action_space),
+        ):
+            if space_to_dict(mine) != space_to_dict(theirs):
+                raise ValueError(f"this agent was built for {what} space {mine}, but the env has {theirs}")
+
+
+def _as_space(space: gym.Space | dict[str, Any]) -> gym.Space:
+    return space if isinstance(space, gym.Space) else space_from_dict(space)
+
+
+def _check_supported(observation_space: gym.Space, action_space: gym.Space) -> None:
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise ValueError(f"PPO needs Box observations, not {observation_space}")
+    if isinstance(action_space, gym.spaces.Discrete):
+        return
+    if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
+        raise ValueError(
+            f"PPO supports 1-D Box (continuous) and Discrete action spaces, not {action_space}"
+        )
+
+
+class TanhMLP(nn.Module):
+    """Linear layers with tanh between them, orthogonally initialised (CleanRL's scheme).
+
+    ``forward`` calls ``F.linear`` on the layers' weights instead of the layer modules: with
+    64-unit layers and one env, module-call overhead would cost about as much as the arithmetic.
+    """
+
+    def __init__(self, n_in: int, hidden_sizes: Sequence[int], n_out: int, out_gain: float) -> None:
+        super().__init__()
+        widths = [n_in, *hidden_sizes, n_out]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        for i, layer in enumerate(self.layers):
+            nn.init.orthogonal_(layer.weight, out_gain if i == len(hidden_sizes) else math.sqrt(2))
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        *hidden, last = self.layers
+        for layer in hidden:
+            x = torch.tanh(F.linear(x, layer.weight, layer.bias))
+        return F.linear(x, last.weight, last.bias)
