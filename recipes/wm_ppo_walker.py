@@ -12,6 +12,7 @@ last saved state.
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,7 +29,7 @@ from worldkit.envs import make_env, make_vector_env, parse_spec
 from worldkit.intrinsic.icm import ICM
 from worldkit.models import LatentMLPWorldModel
 from worldkit.plots import filmstrip, latent_map, learning_curves
-from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.tracking import RunLogger, check_wandb_mode, config_dict
 
 
 @dataclass
@@ -75,6 +76,9 @@ def main(config: Config) -> list[dict]:
 
 def run_seed(config: Config, spec, seed: int) -> dict:
     run_dir = Path(config.run_dir) / f"{spec.name}-{config.method}-seed{seed}"
+    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+        run_dir = run_dir.with_name(f"{run_dir.name}-{os.environ['WANDB_RUN_ID']}")  # one folder per sweep run
+    _check_same_settings(run_dir, config)
     ppo_config = dataclasses.replace(config.ppo, total_steps=config.total_steps, seed=seed)
     envs = make_vector_env(spec, ppo_config.num_envs)
     observation_space, action_space = envs.single_observation_space, envs.single_action_space
@@ -194,6 +198,24 @@ def _save_atomically(state: dict, path: Path) -> None:
     temporary = path.with_suffix(".tmp")
     torch.save(state, temporary)
     temporary.replace(path)
+
+
+# Settings that may change when a run is continued; any other difference means another experiment.
+_RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress"}
+
+
+def _check_same_settings(run_dir: Path, config: Config) -> None:
+    """Refuse to resume a run folder that holds a run with other settings (it would mix them)."""
+    saved_file = run_dir / "config.json"
+    if not (run_dir / "state.pt").exists() or not saved_file.exists():
+        return
+    saved, wanted = json.loads(saved_file.read_text()), config_dict(config)
+    differences = sorted(key for key in set(saved) | set(wanted)
+                         if key not in _RESUMABLE_CHANGES and saved.get(key) != wanted.get(key))
+    if differences:
+        details = ", ".join(f"{key}: saved {saved.get(key)!r}, now {wanted.get(key)!r}" for key in differences)
+        raise ValueError(f"{run_dir} holds a run with other settings ({details}); "
+                         "give another --run_dir, or the saved settings to resume it")
 
 
 def _drop_rows_after(step: int, *files: Path) -> None:

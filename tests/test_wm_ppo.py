@@ -134,3 +134,12 @@ def test_recipe_resumes_from_its_saved_state(tmp_path):
     run = tmp_path / "Walker2d-v4-ppo-seed1"
     steps = [json.loads(line)["step"] for line in (run / "evaluations.jsonl").read_text().splitlines()]
     assert steps == [1024, 2048, 3072]
+
+
+def test_recipe_refuses_to_resume_a_run_with_other_settings(tmp_path):
+    flags = ["--total_steps=1024", "--eval_every=1024", "--eval_episodes=1", "--ppo.num_steps=1024", "--method=ppo"]
+    first = run_recipe(tmp_path, *flags)
+    assert first.returncode == 0, first.stderr[-3000:]
+    other = run_recipe(tmp_path, *flags, "--ppo.learning_rate=0.001")
+    assert other.returncode != 0 and "holds a run with other settings" in other.stderr
+    assert "learning_rate" in other.stderr

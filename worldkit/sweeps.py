@@ -77,7 +77,8 @@ def _recipe_problems(sweep: dict[str, Any]) -> list[str]:
         problems.append("metric.name is missing: the runner reads that metric from each run")
     if not sweep.get("program") or not Path(sweep["program"]).is_file():
         problems.append(f"program {sweep.get('program')!r} is not a file (paths are relative to where you run)")
-    for name, spec in (sweep.get("parameters") or {}).items():
+    parameters = sweep.get("parameters")
+    for name, spec in (parameters if isinstance(parameters, dict) else {}).items():
         if isinstance(spec, dict) and "parameters" in spec:
             problems.append(f"parameter {name!r} is nested: name each flag in full, e.g. '{name}.<field>'")
         if name in RUNNER_FLAGS:
@@ -291,23 +292,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("file")
     run.add_argument("--count", type=int, help="runs in all (default: run_cap, or the whole grid)")
     run.add_argument("--out", help="default runs/sweeps/<file name>")
-    run.add_argument("--wandb_mode", default="offline", choices=["offline", "online", "disabled"])
+    run.add_argument("--wandb_mode", default="offline", choices=["offline", "online", "disabled"],
+                     help="for every run (default offline; `wandb sync` later)")
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     args, extra_args = parser.parse_args(argv[:split]), argv[split + 1:]
     engine = SweepEngine(args.engine_venv).ensure()
-    try:
-        if args.command == "validate":
-            for path in args.files:
+    if args.command == "setup":
+        print(f"W&B's sweep engine: {engine.python}")
+    if args.command == "validate":
+        problems = 0
+        for path in args.files:
+            try:
                 load_sweep(path, engine)
                 print(f"{path}: valid")
-        elif args.command == "run":
+            except SweepFileError as error:
+                print(f"error: {error}", file=sys.stderr)
+                problems += 1
+        return 2 if problems else 0
+    if args.command == "run":
+        try:
             run_sweep(args.file, args.out, count=args.count, extra_args=extra_args, engine=engine,
                       wandb_mode=args.wandb_mode)
-            print(f"results: {Path(args.out or Path('runs/sweeps') / Path(args.file).stem) / 'results.md'}")
-    except ValueError as error:  # a SweepFileError, or arguments the sweep refuses
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        except ValueError as error:  # a SweepFileError, or arguments the sweep refuses
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"results: {Path(args.out or Path('runs/sweeps') / Path(args.file).stem) / 'results.md'}")
     return 0
 
 

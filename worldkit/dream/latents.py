@@ -116,7 +116,9 @@ class LatentSequenceDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         dataset = LatentWindows(self.latents, self.sequence_length, self.train_episodes)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator)
+        # One batch size throughout: on CPU, every change of shape rebuilds oneDNN's LSTM kernels (~10x a step).
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          drop_last=len(dataset) >= self.batch_size)
 
     def val_dataloader(self) -> DataLoader | list:
         if not len(self.val_episodes):

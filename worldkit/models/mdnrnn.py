@@ -77,15 +77,16 @@ class MDNRNN(L.LightningModule):
         repulsion_weight: weight of the overlap penalty between components (0: off).
         reward_weight: weight of the reward head's squared error.
         done_weight: weight of the done head's cross-entropy.
-        sample_latents: train on z drawn from each frame's posterior rather than its mean,
-            which shows M the spread of codes V gives.
+        sample_latents: train on z drawn from each frame's posterior (World Models' choice, an
+            augmentation) rather than on its mean, which is what a controller sees through
+            ``observe``; with means, dreamed z and real z come from the same distribution.
         lr: Adam's learning rate.
         grad_clip: gradient norm clipped to (0: no clipping).
     """
 
     def __init__(self, latent_dim: int = 32, num_actions: int = 3, hidden_dim: int = 256, num_mixtures: int = 5,
                  repulsion_weight: float = 0.0, reward_weight: float = 1.0, done_weight: float = 1.0,
-                 sample_latents: bool = True, lr: float = 1e-3, grad_clip: float = 1.0):
+                 sample_latents: bool = False, lr: float = 1e-3, grad_clip: float = 1.0):
         super().__init__()
         if min(latent_dim, num_actions, hidden_dim, num_mixtures) < 1:
             raise ValueError("latent_dim, num_actions, hidden_dim and num_mixtures must be positive")

@@ -67,7 +67,7 @@ class SweepEngine:
                 raise RuntimeError(f"could not install {ENGINE_REQUIREMENT} into {partial}:\n{install.stderr[-3000:]}")
             partial.replace(self.venv)
         except OSError:
-            if not self.python.exists():  # lost no race: a real failure
+            if not self.python.exists():  # a real failure, not another process finishing first
                 raise
         finally:
             shutil.rmtree(partial, ignore_errors=True)

@@ -10,10 +10,10 @@ import sweeps
 def validate(config: dict) -> list[str]:
     try:
         errors = sweeps.schema_violations_from_proposed_config(config)
-    except ValueError as error:  # shapes the schema walk itself cannot handle (a parameter not a mapping)
-        return [str(error)]
+    except Exception as error:  # shapes the schema walk itself trips over (parameters not a mapping)
+        return [f"{type(error).__name__}: {error}"]
     if errors:
-        return errors
+        return list(dict.fromkeys(errors))  # the engine reports some problems twice
     try:  # what the schema cannot say, e.g. a grid over a continuous range or bayes without a metric
         sweeps.next_run(config, [], validate=True)
     except Exception as error:  # the engine's own message is the answer
