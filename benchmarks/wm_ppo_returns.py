@@ -88,8 +88,9 @@ def report(config: Config) -> dict:
             }
             curves[method] = [tuple(zip(*f["train"])) for f in finished]
         if curves:
-            learning_curves(curves, ROOT / "benchmarks" / "results" / f"wm_ppo_returns_{env}.png",
-                            title=f"{env}: training return (last 100 episodes), mean and 95% CI over seeds")
+            picture = learning_curves(curves, ROOT / "benchmarks" / "results" / f"wm_ppo_returns_{env}.png",
+                                      title=f"{env}: training return (last 100 episodes), mean and 95% CI over seeds")
+            (ROOT / "docs" / "img" / picture.name).write_bytes(picture.read_bytes())  # shown in docs/benchmarks.md
     out = ROOT / "benchmarks" / "results" / "wm_ppo_returns.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"| env | method | seeds | train return, last 100 episodes | deterministic eval | steps to {config.threshold:.0f} |")
