@@ -70,6 +70,8 @@ class Config:
     eval_workers: int = 2
     dream_eval_rollouts: int = 1024
     """dreams of the final controller, from real first frames, for the dream's own estimate"""
+    threads: int = 0
+    """torch threads (0: torch's default); on a machine other jobs keep busy, 1 can be many times faster"""
     run_dir: str = "runs/world_models"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
     progress: bool = True
@@ -79,6 +81,8 @@ class Config:
             raise ValueError("give at least one seed")
         if min(self.collect_episodes, self.eval_episodes, self.eval_workers, self.dream_eval_rollouts) < 1:
             raise ValueError("collect_episodes, eval_episodes, eval_workers and dream_eval_rollouts must be positive")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
         if not 0 <= self.forward_probability <= 1:
             raise ValueError(f"forward_probability must be in [0, 1], got {self.forward_probability}")
 
@@ -99,6 +103,8 @@ def main(config: Config) -> list[dict]:
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     if spec.family != "miniworld":
         raise ValueError(f"this recipe is for MiniWorld's pixel tasks; {spec} is not one")
+    if config.threads:
+        torch.set_num_threads(config.threads)
     return [run_seed(config, str(spec), spec.name, seed) for seed in config.seeds]
 
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -24,6 +25,16 @@ from worldkit.models.vae import ConvVAE, FrameShapeError, latent_ranks
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """These models are too small to gain from a second thread, and when other jobs keep both cores
+    busy, torch's two OpenMP threads wait on each other: a step then takes up to 20x longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def fit(module: L.LightningModule, data: L.LightningDataModule, steps: int) -> L.Trainer:
     trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1)
@@ -42,9 +53,9 @@ def sidewalk(tmp_path_factory):
 def trained_vae(sidewalk):
     torch.manual_seed(0)
     data = TransitionDataModule(sidewalk, batch_size=32, val_fraction=0.2, seed=0)
-    vae = ConvVAE((30, 40, 3), latent_dim=16, channels=(16, 32, 32), kl_warmup_steps=100, lr=2e-3,
+    vae = ConvVAE((30, 40, 3), latent_dim=16, channels=(16, 32, 32), kl_warmup_steps=80, lr=2e-3,
                   diagnostics_every=10)
-    trainer = fit(vae, data, 300)
+    trainer = fit(vae, data, 200)
     vae.eval()
     return vae, data, trainer
 
@@ -72,9 +83,9 @@ def test_mdnrnn_mixture_beats_a_single_gaussian_on_encoded_sequences(trained_vae
     held_out_nll = {}
     for k in (5, 1):
         torch.manual_seed(0)
-        data = LatentSequenceDataModule(latents, 32, batch_size=8, val_fraction=0.25, seed=0)
+        data = LatentSequenceDataModule(latents, 16, batch_size=16, val_fraction=0.25, seed=0)
         mdnrnn = MDNRNN(latent_dim=16, hidden_dim=64, num_mixtures=k, repulsion_weight=0.1, lr=3e-3)
-        trainer = fit(mdnrnn, data, 300)
+        trainer = fit(mdnrnn, data, 200)
         batch = next(iter(torch.utils.data.DataLoader(data.val_dataloader().dataset, batch_size=1000)))
         with torch.no_grad():
             held_out_nll[k] = mdnrnn.eval().losses(batch)["nll"].item()
@@ -182,7 +193,7 @@ def test_latent_episodes_round_trip_and_windows(tmp_path):
 def run_recipe(run_dir: Path) -> list[dict]:
     """The recipe's main() in this process (imports are paid once), on a tiny budget."""
     spec = importlib.util.spec_from_file_location("miniworld_cmaes", ROOT / "recipes" / "miniworld_cmaes.py")
-    recipe = importlib.util.module_from_spec(spec)
+    recipe = sys.modules.setdefault("miniworld_cmaes", importlib.util.module_from_spec(spec))
     spec.loader.exec_module(recipe)
     flags = [f"--run_dir={run_dir}", "--wandb_mode=disabled", "--progress=False", "--collect_episodes=3",
              "--frame_size", "30", "40", "--latent_dim=8", "--vae_channels", "8", "16", "--vae_trainer.max_steps=3",

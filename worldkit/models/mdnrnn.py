@@ -41,8 +41,9 @@ class Mixture(NamedTuple):
         if temperature <= 0:
             pick = self.logit_pi.argmax(-1, keepdim=True)
             return self.mu.gather(-1, pick).squeeze(-1)
-        uniform = torch.rand(self.logit_pi.shape, generator=generator, device=self.mu.device).clamp_min(1e-20)
-        pick = (self.logit_pi / temperature - torch.log(-torch.log(uniform))).argmax(-1, keepdim=True)  # Gumbel-max
+        # Gumbel-max: argmax(logits / tau + G), G = -log(-log U), picks k with probability softmax(logits / tau)
+        minus_gumbel = torch.rand(self.logit_pi.shape, generator=generator, device=self.mu.device).log_().neg_().log_()
+        pick = (self.logit_pi / temperature - minus_gumbel).argmax(-1, keepdim=True)
         mu, log_sigma = self.mu.gather(-1, pick).squeeze(-1), self.log_sigma.gather(-1, pick).squeeze(-1)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device)
         return mu + noise * log_sigma.exp() * temperature**0.5
@@ -53,12 +54,13 @@ class Mixture(NamedTuple):
         return -(log_pi.exp() * log_pi).sum(-1)
 
     def overlap(self) -> torch.Tensor:
-        """Mean over component pairs of exp(-(mu_i - mu_j)^2 / (sigma_i^2 + sigma_j^2)): 1 for
-        identical components, towards 0 for well separated ones. The repulsion loss."""
+        """Mean over latent dimensions and component pairs of exp(-(mu_i - mu_j)^2 / (sigma_i^2 +
+        sigma_j^2)), per (...): 1 for identical components, towards 0 for well separated ones."""
         k = self.mu.shape[-1]
         i, j = torch.triu_indices(k, k, offset=1, device=self.mu.device)
         variance = (2 * self.log_sigma).exp()
-        return torch.exp(-(self.mu[..., i] - self.mu[..., j]).pow(2) / (variance[..., i] + variance[..., j])).mean()
+        overlap = torch.exp(-(self.mu[..., i] - self.mu[..., j]).pow(2) / (variance[..., i] + variance[..., j]))
+        return overlap.mean((-2, -1))
 
 
 @checkpointable
@@ -96,12 +98,13 @@ class MDNRNN(L.LightningModule):
         self.lstm = nn.LSTM(latent_dim + num_actions, hidden_dim, batch_first=True)
         self.head = nn.Linear(hidden_dim, 3 * latent_dim * num_mixtures + 2)
 
-    def forward(self, z: torch.Tensor, action: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def forward(self, z: torch.Tensor, action: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[Mixture, torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Run over a sequence: z (B, T, Z) and integer actions (B, T).
 
         Returns:
-            (mixture over z_{t+1}, predicted reward (B, T), done logit (B, T), LSTM output
-            h (B, T, H), final LSTM state (h, c) each (1, B, H)).
+            The mixture over z_{t+1}, the predicted reward (B, T), the done logit (B, T), the
+            LSTM outputs h (B, T, H), and the final LSTM state (h, c), each (1, B, H).
         """
         inputs = torch.cat([z, F.one_hot(action.long(), self.hparams.num_actions).to(z.dtype)], -1)
         h, state = self.lstm(inputs, state)
@@ -128,7 +131,7 @@ class MDNRNN(L.LightningModule):
         reward_loss = ((reward - batch["reward"]).pow(2) * mask).sum() / steps
         done_loss = (F.binary_cross_entropy_with_logits(done_logit, batch["terminated"].float(), reduction="none")
                      * mask).sum() / steps
-        repulsion = mixture.overlap() if self.hparams.num_mixtures > 1 else z.new_zeros(())
+        repulsion = (mixture.overlap() * mask).sum() / steps if self.hparams.num_mixtures > 1 else z.new_zeros(())
         hp = self.hparams
         loss = nll + hp.reward_weight * reward_loss + hp.done_weight * done_loss + hp.repulsion_weight * repulsion
         entropy = (mixture.entropy_of_weights().mean(-1) * mask).sum() / steps

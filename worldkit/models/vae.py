@@ -118,13 +118,12 @@ class ConvVAE(L.LightningModule):
     def decode(self, z: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Frames in [0, 1], (..., H, W, C), from z (..., latent_dim): from z alone unless ``skips``."""
         batch = z.shape[:-1]
-        x = self.expand(z.reshape(-1, z.shape[-1])).reshape(-1, *self._bottom)
+        x = F.relu(self.expand(z.reshape(-1, z.shape[-1]))).reshape(-1, *self._bottom)
         for i, deconv in enumerate(self.decoder):
             if i > 0:
                 x = F.relu(x)
-                if self.hparams.skips:
-                    skip = skips[-1 - i] if skips is not None else torch.zeros_like(x)
-                    x = torch.cat([x, skip], dim=1)
+                if self.hparams.skips:  # zeros stand for the skips when drawing from z alone
+                    x = torch.cat([x, skips[-1 - i] if skips is not None else torch.zeros_like(x)], dim=1)
             x = deconv(x)
         left, right, top, bottom = self._pad
         x = torch.sigmoid(x[..., top : x.shape[-2] - bottom, left : x.shape[-1] - right])
