@@ -4,14 +4,17 @@ In one run, on the recipe's default world model (V: latent 32; M: LSTM 256, 5 co
 untrained weights, since speed does not depend on them, or a trained checkpoint):
 
 - the dream as CMA-ES runs it: a population of linear controllers times rollouts as one batch,
-  sampling at temperature 1, at several batch sizes (latent steps = rows x horizon);
+  sampling at temperature 1, at several batch sizes (latent steps = rows x horizon), with
+  torch's default number of threads and with one (on a machine other jobs keep busy, two
+  OpenMP threads waiting on each other can make small steps many times slower);
 - the real env, MiniWorld Sidewalk: bare (random actions) and under a controller reading the
-  world model's features (V encodes each frame, M steps its LSTM), as evaluation runs it.
+  world model's features (V encodes each frame, M steps its LSTM), as an evaluation worker
+  runs it (one torch thread).
 
 Each rate comes with the CPU time it used, so rates compare per core on a shared machine; each
 is the median of ``--repeats`` timed runs after one warm-up.
 
-    python benchmarks/dream_speed.py            # ~2 min on 2 cores
+    python benchmarks/dream_speed.py            # ~3 min on 2 cores
     python benchmarks/dream_speed.py --quick    # ~30 s
     python benchmarks/dream_speed.py --checkpoint runs/world_models/Sidewalk-seed0/checkpoints/world_model
 
@@ -109,21 +112,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
     parser.add_argument("--checkpoint", help="a VAEMDNWorldModel checkpoint (default: untrained, recipe sizes)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     repeats, horizon, env_steps = (1, 20, 300) if args.quick else (3, 50, 1000)
     torch.manual_seed(0)
     world_model = (VAEMDNWorldModel.from_pretrained(args.checkpoint) if args.checkpoint
                    else VAEMDNWorldModel.compose(ConvVAE(), MDNRNN())).eval()
     load_start = os.getloadavg()
-    dream = [dream_rate(world_model, population, rollouts, horizon, repeats)
-             for population, rollouts in ((32, 16), (64, 32), (128, 64))]
+    default_threads, dream = torch.get_num_threads(), []
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        dream += [{"threads": threads, **dream_rate(world_model, population, rollouts, horizon, repeats)}
+                  for population, rollouts in ((32, 16), (64, 32), (128, 64))]
     real = {"bare": env_rate(env_steps, repeats), "with_world_model": env_rate(env_steps // 2, repeats, world_model)}
+    torch.set_num_threads(default_threads)
     best = max(dream, key=lambda row: row["steps_per_s"])
     results = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": default_threads, "platform": platform.platform(),
                     "python": platform.python_version(), "torch": torch.__version__,
                     "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -138,12 +142,13 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print("| what | batch | steps/s | cores | steps per core-s |\n| --- | --- | --- | --- | --- |")
+    print("| what | torch threads | batch | steps/s | cores | steps per core-s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for row in dream:
-        print(f"| dream (CMA-ES population) | {row['batch']} | {row['steps_per_s']:,.0f} | {row['cores']:.2f} "
-              f"| {row['steps_per_core_s']:,.0f} |")
+        print(f"| dream (CMA-ES population x rollouts) | {row['threads']} | {row['batch']} | {row['steps_per_s']:,.0f} "
+              f"| {row['cores']:.2f} | {row['steps_per_core_s']:,.0f} |")
     for name, row in real.items():
-        print(f"| {ENV} {name.replace('_', ' ')} | 1 | {row['steps_per_s']:,.0f} | {row['cores']:.2f} "
+        print(f"| {ENV} {name.replace('_', ' ')} | 1 | 1 | {row['steps_per_s']:,.0f} | {row['cores']:.2f} "
               f"| {row['steps_per_core_s']:,.0f} |")
     print(f"load average {load_start} -> {results['machine']['load_average_at_end']}; wrote {RESULTS}")
 

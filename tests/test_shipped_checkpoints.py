@@ -12,11 +12,11 @@ from worldkit.models import LatentMLPWorldModel
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
-@pytest.mark.parametrize("name", ["walker2d-wm"])
-def test_world_model_checkpoint_meets_its_card(name, tmp_path):
+@pytest.mark.parametrize("name, env", [("walker2d-wm", "Walker2d-v4"), ("halfcheetah-wm", "HalfCheetah-v4")])
+def test_world_model_checkpoint_meets_its_card(name, env, tmp_path):
     card = json.loads((CHECKPOINTS / name / "config.json").read_text())["metrics"]
     model = LatentMLPWorldModel.from_pretrained(name)
-    collect(tmp_path, "Walker2d-v4", steps=2_000, seed=12345, progress=False)  # not the card's seed
+    collect(tmp_path, env, steps=2_000, seed=12345, progress=False)  # not the card's seed
     dataset = TransitionDataset(tmp_path)
     batch = {key: torch.stack([dataset[i][key] for i in range(len(dataset))]) for key in ("obs", "action", "next_obs")}
     error = model.one_step_error(batch["obs"], batch["action"], batch["next_obs"])
