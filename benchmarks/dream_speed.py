@@ -14,8 +14,8 @@ untrained weights, since speed does not depend on them, or a trained checkpoint)
 Each rate comes with the CPU time it used, so rates compare per core on a shared machine; each
 is the median of ``--repeats`` timed runs after one warm-up.
 
-    python benchmarks/dream_speed.py            # ~3 min on 2 cores
-    python benchmarks/dream_speed.py --quick    # ~30 s
+    python benchmarks/dream_speed.py            # ~1 min on 2 cores
+    python benchmarks/dream_speed.py --quick    # ~20 s
     python benchmarks/dream_speed.py --checkpoint runs/world_models/Sidewalk-seed0/checkpoints/world_model
 
 Writes benchmarks/results/dream_speed.json and prints a markdown table.

@@ -24,7 +24,7 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 
-from worldkit.checkpoints import from_pretrained, save_pretrained
+from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
 from worldkit.controllers.cmaes import CMAESConfig, LinearController, evaluate_in_env, train_in_dream
 from worldkit.data import EpisodeStore, TransitionDataModule, collect
@@ -47,7 +47,7 @@ class Config:
     seeds: tuple[int, ...] = (0,)
     frame_size: tuple[int, int] | None = None
     """(height, width) of the frames; MiniWorld's 60x80 if not given"""
-    collect_episodes: int = 600
+    collect_episodes: int = 1500
     collect_policy: Literal["forward_biased", "random"] = "forward_biased"
     forward_probability: float = 0.6
     """forward_biased: P(move forward) (action 2); the two turns share the rest"""
@@ -58,13 +58,13 @@ class Config:
     vae_skips: bool = False
     """U-net skips (the dream decodes z alone; see docs/world_models.md)"""
     vae_batch_size: int = 64
-    vae_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=1500, val_check_interval=500))
+    vae_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=3000, val_check_interval=1000))
     hidden_dim: int = 256
     num_mixtures: int = 5
     repulsion_weight: float = 0.0
     sequence_length: int = 64
     mdn_batch_size: int = 32
-    mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=2000, val_check_interval=500))
+    mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000, val_check_interval=1000))
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
     eval_episodes: int = 100
     eval_workers: int = 2
@@ -247,7 +247,7 @@ def _cmaes_curve(history: list[dict], path: Path, title: str) -> None:
     figure, (returns, sigma) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in [("best", "best candidate"), ("mean", "mean of candidates"), ("mean_candidate", "search mean")]:
         returns.plot(generation, [row[key] for row in history], label=label)
-    returns.set(xlabel="generation", ylabel="dreamed return (shaped)", title=title)
+    returns.set(xlabel="generation", ylabel="fitness: dreamed return (shaped, if set)", title=title)
     returns.legend()
     sigma.plot(generation, [row["sigma"] for row in history])
     sigma.set(xlabel="generation", ylabel="sigma", yscale="log", title="CMA-ES step size")

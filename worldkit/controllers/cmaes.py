@@ -12,12 +12,13 @@ controller from checkpoints; a worker that dies fails the evaluation with
 """
 
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cma
 import numpy as np
@@ -104,17 +105,18 @@ class LinearPopulation:
 class CMAESConfig:
     """CMA-ES in a dream (each field is a recipe flag)."""
 
-    population: int = 32
+    population: int = 64
     """candidates per generation"""
-    generations: int = 60
+    generations: int = 100
     sigma0: float = 0.1
     """initial step size of the search around W = 0, b = 0"""
     rollouts: int = 16
     """dreams per candidate per generation (shared start states)"""
     horizon: int = 150
     """dreamed steps per rollout"""
-    temperature: float = 1.0
-    """the world model's sampling temperature (tau); above 1 makes the dream harder to exploit"""
+    temperature: float = 1.15
+    """the world model's sampling temperature (tau); above 1 (World Models used 1.15) the dream is
+    noisier and harder for the controller to exploit"""
     discount: float = 1.0
     """gamma of the shaped return (with step_penalty, the seed's shaping)"""
     step_penalty: float = 0.0
