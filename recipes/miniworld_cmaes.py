@@ -4,14 +4,22 @@
     python recipes/miniworld_cmaes.py --env=miniworld:OneRoom --cmaes.temperature=1.15
     python recipes/miniworld_cmaes.py --help                           # every flag
 
-Each seed runs five stages in ``<run_dir>/<env>-seed<k>/``, each writing its result and skipped
+Each seed runs these stages in ``<run_dir>/<env>-seed<k>/``, each writing its result and skipped
 when that result exists, so a killed run started again with the same flags resumes:
 
 1. collect episodes with a random or forward-biased policy      -> store/
 2. train V on their frames                                      -> checkpoints/vae/, recon_grid.png
 3. encode the episodes and train M on the latent sequences      -> latents.npz, checkpoints/mdnrnn/
 4. CMA-ES on a linear controller, entirely in M's dream         -> checkpoints/controller/, cmaes.jsonl, cmaes_curve.png
-5. evaluate in the real env (parallel workers) and in the dream -> evaluation.json, real_vs_dream.gif
+5. ``--rounds`` times, World Models' iterative training: the controller (with some random actions)
+   collects real episodes, M goes on training on all episodes, and CMA-ES searches again
+                                                                -> round<i>/ (the same files)
+6. evaluate the last controller in the real env (parallel workers) and in the dream
+                                                                -> evaluation.json, real_vs_dream.gif
+
+Why rounds: random play rarely reaches Sidewalk's box, so M first learns little of what follows
+the actions a good controller takes, and CMA-ES finds behaviour the dream rewards but the real
+env does not. The controller's own episodes show M what really follows them.
 """
 
 import dataclasses
@@ -29,6 +37,7 @@ from worldkit.config import parse_config
 from worldkit.controllers.cmaes import CMAESConfig, LinearController, evaluate_in_env, train_in_dream
 from worldkit.data import EpisodeStore, TransitionDataModule, collect
 from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
+from worldkit.dream.real_env_policy import RealEnvPolicy
 from worldkit.dream.rollout import imagine_rollout, select_state
 from worldkit.dream.vae_mdn import VAEMDNWorldModel
 from worldkit.envs import make_env, parse_spec
@@ -66,6 +75,14 @@ class Config:
     mdn_batch_size: int = 32
     mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000, val_check_interval=1000))
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
+    rounds: int = 2
+    """iterative rounds after the first controller (0: World Models' single pass)"""
+    round_episodes: int = 300
+    """real episodes the controller collects in each round"""
+    round_explore: float = 0.2
+    """probability that a collecting step takes a forward-biased random action instead"""
+    round_mdn_steps: int = 1500
+    """M's further training steps in each round, on all episodes so far"""
     eval_episodes: int = 100
     eval_workers: int = 2
     dream_eval_rollouts: int = 1024
@@ -79,8 +96,14 @@ class Config:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("give at least one seed")
-        if min(self.collect_episodes, self.eval_episodes, self.eval_workers, self.dream_eval_rollouts) < 1:
-            raise ValueError("collect_episodes, eval_episodes, eval_workers and dream_eval_rollouts must be positive")
+        if min(self.collect_episodes, self.eval_episodes, self.eval_workers, self.dream_eval_rollouts,
+               self.round_episodes, self.round_mdn_steps) < 1:
+            raise ValueError("collect_episodes, eval_episodes, eval_workers, dream_eval_rollouts, round_episodes and "
+                             "round_mdn_steps must be positive")
+        if self.rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+        if not 0 <= self.round_explore <= 1:
+            raise ValueError(f"round_explore must be in [0, 1], got {self.round_explore}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         if not 0 <= self.forward_probability <= 1:
@@ -114,10 +137,23 @@ def run_seed(config: Config, env: str, name: str, seed: int) -> dict:
     store = stage_collect(config, env, run, seed)
     vae = stage_vae(config, store, run, seed)
     latents = stage_latents(config, vae, store, run)
-    world_model = stage_mdnrnn(config, vae, store, latents, run, seed)
-    start_states = world_model.initial_state(len(latents))._replace(z=latents.first_latents())
-    controller = stage_cmaes(config, world_model, start_states, run, seed)
-    return stage_evaluate(config, world_model, controller, start_states, latents, env, run, seed)
+    num_actions = int(store.action_space.n)
+    world_model = stage_mdnrnn(config, vae, latents, run, seed, num_actions)
+    controller = stage_cmaes(config, world_model, _start_states(world_model, latents), run, seed)
+    stage = run
+    for round_index in range(1, config.rounds + 1):
+        previous, stage = stage, run / f"round{round_index}"
+        store = stage_round_collect(config, env, world_model, controller, stage, seed * 1000 + round_index)
+        latents = LatentEpisodes(latents.episodes + stage_latents(config, vae, store, stage).episodes, latents.env_spec)
+        world_model = stage_mdnrnn(config, vae, latents, stage, seed, num_actions, resume_from=previous)
+        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), stage, seed)
+    return stage_evaluate(config, world_model, controller, _start_states(world_model, latents), latents, env, run,
+                          stage, seed)
+
+
+def _start_states(world_model: VAEMDNWorldModel, latents: LatentEpisodes):
+    """Dreams start from the real first frames of every stored episode."""
+    return world_model.initial_state(len(latents))._replace(z=latents.first_latents())
 
 
 def stage_collect(config: Config, env: str, run: Path, seed: int) -> EpisodeStore:
@@ -148,18 +184,40 @@ def stage_latents(config: Config, vae: ConvVAE, store: EpisodeStore, run: Path) 
     return LatentEpisodes.load(path)
 
 
-def stage_mdnrnn(config: Config, vae: ConvVAE, store: EpisodeStore, latents: LatentEpisodes, run: Path,
-                 seed: int) -> VAEMDNWorldModel:
+def stage_mdnrnn(config: Config, vae: ConvVAE, latents: LatentEpisodes, run: Path, seed: int, num_actions: int,
+                 resume_from: Path | None = None) -> VAEMDNWorldModel:
+    """Train M on ``latents``: from scratch, or for ``round_mdn_steps`` more from the M in ``resume_from``."""
     folder = run / "checkpoints" / "world_model"
     if not folder.exists():
-        mdnrnn = MDNRNN(config.latent_dim, int(store.action_space.n), config.hidden_dim, config.num_mixtures,
-                        config.repulsion_weight)
+        if resume_from is None:
+            mdnrnn = MDNRNN(config.latent_dim, num_actions, config.hidden_dim, config.num_mixtures,
+                            config.repulsion_weight)
+            trainer_config = config.mdn_trainer
+        else:
+            mdnrnn = MDNRNN.from_pretrained(resume_from / "checkpoints" / "mdnrnn")
+            trainer_config = dataclasses.replace(config.mdn_trainer, max_steps=config.round_mdn_steps,
+                                                 val_check_interval=min(config.mdn_trainer.val_check_interval,
+                                                                        config.round_mdn_steps))
         data = LatentSequenceDataModule(latents, config.sequence_length, batch_size=config.mdn_batch_size, seed=seed)
-        metrics = _fit(mdnrnn, data, config.mdn_trainer, run / "mdnrnn", config)
+        metrics = _fit(mdnrnn, data, trainer_config, run / "mdnrnn", config)
         mdnrnn.env_spec = latents.env_spec
         save_pretrained(mdnrnn, run / "checkpoints" / "mdnrnn", metrics=metrics)
         save_pretrained(VAEMDNWorldModel.compose(vae, mdnrnn), folder, metrics=metrics)
     return VAEMDNWorldModel.from_pretrained(folder)
+
+
+def stage_round_collect(config: Config, env: str, world_model: VAEMDNWorldModel, controller: LinearController,
+                        run: Path, seed: int) -> EpisodeStore:
+    """Real episodes of the controller, a share of its steps replaced by forward-biased random actions."""
+    forward = config.forward_probability
+    policy = RealEnvPolicy(world_model, controller.act, explore=config.round_explore,
+                           explore_actions=[(1 - forward) / 2, (1 - forward) / 2, forward], seed=seed)
+    store = collect(run / "store", env, episodes=config.round_episodes, policy=policy, seed=seed,
+                    size=config.frame_size, progress=config.progress)
+    successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in store]
+    print(f"{run}: the controller (explore={config.round_explore}) reached the goal in "
+          f"{np.mean(successes):.0%} of {len(successes)} episodes")
+    return store
 
 
 def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run: Path, seed: int) -> LinearController:
@@ -184,7 +242,9 @@ def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run
 
 @torch.no_grad()
 def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: LinearController, start_states,
-                   latents: LatentEpisodes, env: str, run: Path, seed: int) -> dict:
+                   latents: LatentEpisodes, env: str, run: Path, final: Path, seed: int) -> dict:
+    """The controller of the last stage (``final``: the run itself, or its last round) in the real
+    env and in the dream; logged with the run's pictures and checkpoints (W&B and ``eval/``)."""
     path = run / "evaluation.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -197,7 +257,7 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
                            workers=config.eval_workers, size=config.frame_size, progress=config.progress)
     data_successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in latents.episodes]
     result = {
-        "env": env, "seed": seed,
+        "env": env, "seed": seed, "controller": str(final / "checkpoints" / "controller"),
         "real": real,
         "dream": {"mean_return": dream.returns().mean().item(), "mean_steps": dream.expected_length().mean().item(),
                   "rollouts": config.dream_eval_rollouts, "horizon": cmaes.horizon, "temperature": cmaes.temperature},
@@ -205,6 +265,16 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
                            "success_rate": float(np.mean(data_successes))},
     }
     _real_vs_dream_gif(world_model, controller, env, config, seed, run / "real_vs_dream.gif")
+    with RunLogger(run / "eval", config, mode=config.wandb_mode, name=f"{run.name}-eval") as logger:
+        logger.log({"eval/success_rate": real["success_rate"], "eval/mean_return": real["mean_return"],
+                    "eval/mean_steps": real["mean_steps"], "dream/mean_return": result["dream"]["mean_return"],
+                    "dream/mean_steps": result["dream"]["mean_steps"]}, step=0)
+        for key, picture in [("reconstructions", run / "recon_grid.png"), ("cmaes_curve", final / "cmaes_curve.png"),
+                             ("real_vs_dream", run / "real_vs_dream.gif")]:
+            logger.log_image(key, picture)
+        for part in ("vae", "mdnrnn", "world_model", "controller"):
+            folder = (run if part == "vae" else final) / "checkpoints" / part
+            logger.log_checkpoint(folder, f"{run.name}-{part}".replace("_", "-"), {"evaluation": real["success_rate"]})
     path.write_text(json.dumps(result, indent=2))
     print(f"{run.name}: real success {real['success_rate']:.2f}, return {real['mean_return']:.3f}, "
           f"steps {real['mean_steps']:.1f}; dream return {result['dream']['mean_return']:.3f}")

@@ -380,3 +380,21 @@ def test_background_writer_publishes_in_order_and_stops_at_a_bad_episode(tmp_pat
     assert sorted(p.name for p in (tmp_path / "s").iterdir() if not p.name.startswith("ep-")) == [".lock", "store.json"]
     store.close()
     assert len(store) == 13 and len(EpisodeStore(tmp_path / "s")) == 13
+
+
+def test_a_policy_with_memory_hears_when_each_episode_ends(tmp_path):
+    class CountingSteps:
+        """Push left for the first 5 steps of each episode, then right."""
+
+        def __init__(self):
+            self.steps = np.zeros(2, dtype=int)
+
+        def act(self, obs):
+            return (self.steps >= 5).astype(np.int64)
+
+        def episodes_ended(self, done):
+            self.steps = np.where(done, 0, self.steps + 1)
+
+    store = collect(tmp_path / "memory", "CartPole-v1", episodes=6, num_envs=2, policy=CountingSteps(), progress=False)
+    for e in store:  # had a reset been missed, a later episode would start pushing right
+        assert (e["action"][:5] == 0).all() and (e["action"][5:] == 1).all()

@@ -48,6 +48,11 @@ def test_every_sweep_file_passes_the_engines_schema(engine):
     assert sweeps["wm_ppo_walker_latent"]["parameters"]["latent_dim"]["values"] == [16, 32, 64]
     assert sweeps["wm_ppo_walker_alpha"]["parameters"]["alpha"]["values"] == [0.0, 0.01, 0.05]
     assert sweeps["wm_ppo_walker_bayes"]["method"] == "bayes"
+    for name in ["miniworld_cmaes_vae", "miniworld_cmaes_mdn", "miniworld_cmaes_population"]:
+        assert sweeps[name]["metric"] == {"name": "eval/success_rate", "goal": "maximize"}
+    assert set(sweeps["miniworld_cmaes_vae"]["parameters"]) == {"vae_beta", "latent_dim"}
+    assert set(sweeps["miniworld_cmaes_mdn"]["parameters"]) == {"num_mixtures", "cmaes.temperature"}
+    assert "cmaes.population" in sweeps["miniworld_cmaes_population"]["parameters"]
 
 
 def test_the_recipe_parses_the_command_line_an_agent_builds(engine):

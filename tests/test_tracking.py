@@ -76,3 +76,20 @@ def test_wandb_offline_run_records_config_and_metrics(tmp_path):
     [run_file] = list(Path(tmp_path, "wandb").glob("offline-run-*/run-*.wandb"))
     content = run_file.read_bytes()
     assert b"episode_return_unusual_key" in content and b"latent_dim" in content
+
+
+def test_lightning_logs_offline_after_another_offline_run_without_a_login(run_python, tmp_path):
+    """A recipe logs one stage with RunLogger and trains the next with Lightning, in one process."""
+    result = run_python(f"""
+        import os
+        for name in ("WANDB_MODE", "WANDB_API_KEY"):  # the tests' WANDB_MODE=disabled, and any key
+            os.environ.pop(name, None)
+        from worldkit.tracking import RunLogger, lightning_loggers
+        with RunLogger({str(tmp_path / "first")!r}, {{"a": 1}}, mode="offline") as run:
+            run.log({{"m": 1.0}}, step=0)
+        csv, wandb_logger = lightning_loggers({str(tmp_path / "second")!r}, {{"a": 1}}, mode="offline")
+        print("mode", wandb_logger.experiment.settings.mode)
+        wandb_logger.experiment.finish()
+    """, env={"HOME": str(tmp_path), "NETRC": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mode offline" in result.stdout

@@ -112,6 +112,36 @@ def test_mixture_samples_follow_the_mixture_and_temperature():
     assert (wide.sample(0.0)[:, 0] == 3.0).all()
 
 
+def test_reward_comes_from_steps_that_end_and_stays_in_the_range_seen():
+    """Reward only on arrival: the head for ongoing steps learns 0, the one for ending steps the
+    payment, and outside training neither promises more than its kind of step ever paid."""
+    rng = np.random.default_rng(0)
+    episodes = []
+    for length in rng.integers(8, 20, 60):
+        success = rng.random() < 0.5
+        mu = np.cumsum(rng.normal(0, 0.3, (length + 1, 4)), 0).astype(np.float32)
+        mu[-1, 0] = 3.0 if success else -3.0  # the last frame shows how the episode ended
+        episodes.append({"mu": mu, "logvar": np.zeros_like(mu), "action": rng.integers(0, 3, length),
+                         "reward": np.where(np.arange(length) == length - 1, 0.9 * success, 0).astype(np.float32),
+                         "terminated": np.arange(length) == length - 1})
+    data = LatentSequenceDataModule(LatentEpisodes(episodes, "miniworld:Sidewalk"), 24, batch_size=16, val_fraction=0)
+    torch.manual_seed(0)
+    mdnrnn = MDNRNN(latent_dim=4, hidden_dim=32, num_mixtures=1, lr=3e-3)
+    fit(mdnrnn, data, 150)
+    torch.testing.assert_close(mdnrnn.reward_range, torch.tensor([[0.0, 0.0], [0.0, 0.9]]))
+    batch = next(iter(data.train_dataloader()))
+    with torch.no_grad():
+        heads, _, _ = mdnrnn.eval()(batch["mu"][:, :-1], batch["action"])
+    ongoing = batch["mask"] & ~batch["terminated"]
+    assert heads.reward_if_continues[ongoing].abs().max() == 0  # clamped to [0, 0]
+    assert heads.expected_reward()[ongoing].mean() < 0.05  # no reward for merely staying alive
+    with torch.no_grad():
+        mdnrnn.head.bias[-3:-1] = 100.0  # a head gone wild, as far out of the data
+        wild = mdnrnn.heads(torch.zeros(1, 32))
+    assert wild.reward_if_continues.item() == 0.0 and wild.reward_if_ends.item() == pytest.approx(0.9)
+    assert mdnrnn.train().heads(torch.zeros(1, 32)).reward_if_ends.item() > 50  # training sees the raw output
+
+
 def test_a_vae_checkpoint_refuses_frames_of_another_shape(tmp_path):
     vae = ConvVAE(channels=(8, 16))
     loaded = ConvVAE.from_pretrained(save_pretrained(vae, tmp_path / "vae"))
@@ -200,7 +230,7 @@ def run_recipe(run_dir: Path) -> list[dict]:
              "--vae_trainer.val_check_interval=3", "--hidden_dim=16", "--mdn_trainer.max_steps=3",
              "--mdn_trainer.val_check_interval=3", "--cmaes.population=4", "--cmaes.generations=2",
              "--cmaes.rollouts=2", "--cmaes.horizon=10", "--eval_episodes=2", "--eval_workers=1",
-             "--dream_eval_rollouts=8"]
+             "--dream_eval_rollouts=8", "--rounds=1", "--round_episodes=2", "--round_mdn_steps=2"]
     return recipe.main(parse_config(recipe.Config, flags))
 
 
@@ -210,11 +240,17 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     artifacts = ["recon_grid.png", "latents.npz", "cmaes.jsonl", "cmaes_curve.png", "real_vs_dream.gif",
                  "evaluation.json", *(f"checkpoints/{n}/model.safetensors"
                                       for n in ("vae", "mdnrnn", "world_model", "controller"))]
+    artifacts += [f"round1/{name}" for name in artifacts if "recon" not in name and "vae" not in name
+                  and name not in ("real_vs_dream.gif", "evaluation.json")]
     for name in artifacts:
         assert (run / name).exists(), name
     assert json.loads((run / "evaluation.json").read_text()) == result
+    assert result["controller"] == str(run / "round1" / "checkpoints" / "controller")
+    assert len(LatentEpisodes.load(run / "round1" / "latents.npz")) == 2  # the controller's own episodes
+    [logged] = [json.loads(line) for line in (run / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert logged["eval/success_rate"] == result["real"]["success_rate"]  # what a sweep reads
     assert result["real"]["episodes"] == 2 and 0 <= result["real"]["success_rate"] <= 1
-    assert result["dream"]["rollouts"] == 8 and result["collected_data"]["episodes"] == 3
+    assert result["dream"]["rollouts"] == 8 and result["collected_data"]["episodes"] == 3 + 2  # and round 1's
     assert len((run / "cmaes.jsonl").read_text().splitlines()) == 2
     assert imageio.imread(run / "recon_grid.png").shape == (2 * 30 * 3, 8 * 40 * 3, 3)
     written = {name: (run / name).stat().st_mtime_ns for name in artifacts}

@@ -120,7 +120,9 @@ def lightning_loggers(run_dir: str | Path, config: Any = None, *, mode: str = "o
 
     loggers = [CSVLogger(save_dir=str(run_dir), name="", version="")]
     if check_wandb_mode(mode) != "disabled":
-        wandb_logger = WandbLogger(project=project, name=name, save_dir=str(run_dir), offline=mode == "offline")
+        # The mode goes to wandb.init itself: Lightning's offline=True sets WANDB_MODE=dryrun instead,
+        # which a process that already ran an offline wandb run takes for online, asking for a login.
+        wandb_logger = WandbLogger(project=project, name=name, save_dir=str(run_dir), mode=mode)
         if config is not None:
             wandb_logger.log_hyperparams(config_dict(config))
         loggers.append(wandb_logger)

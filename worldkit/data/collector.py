@@ -42,7 +42,9 @@ def collect(
         steps: total transitions the store should hold (it may end above: episodes are whole).
         episodes: total episodes the store should hold (exactly). Give one of the two.
         policy: None for random actions, a callable ``policy(obs_batch) -> action_batch``, or an
-            object with ``act(obs_batch)``. Batches have ``num_envs`` first.
+            object with ``act(obs_batch)``. Batches have ``num_envs`` first. A policy with memory
+            (a controller reading a world model's state) may also have ``episodes_ended(done)``,
+            called after every step with the boolean mask of envs whose episode just ended.
         num_envs: envs stepped together.
         vectorization: ``"sync"`` (one process) or ``"async"`` (one process per env).
         seed: base seed; with the number of stored episodes it seeds the envs and random actions.
@@ -97,6 +99,7 @@ def _run(store, envs, policy, target, unit, seed, progress, setup) -> None:
     env_seed, action_seed = (int(s) for s in np.random.SeedSequence([seed, len(store)]).generate_state(2))
     envs.action_space.seed(action_seed)
     act, description = resolve_policy(policy, envs.action_space)
+    episodes_ended = getattr(policy, "episodes_ended", None)
     store.record_collection(policy=description, seed=seed, target={f"{unit}s": target}, **setup)
     obs, _ = envs.reset(seed=env_seed)
     recorders = [_Recorder(obs[i]) for i in range(envs.num_envs)]
@@ -107,6 +110,8 @@ def _run(store, envs, policy, target, unit, seed, progress, setup) -> None:
             actions = as_action_batch(act(obs), envs.action_space)
             obs, reward, terminated, truncated, infos = envs.step(actions)
             done = terminated | truncated
+            if episodes_ended is not None:
+                episodes_ended(done)
             for i, recorder in enumerate(recorders):
                 if not done[i]:
                     recorder.step(actions[i], reward[i], obs[i])

@@ -89,6 +89,11 @@ def select_state(state: State, index: torch.Tensor) -> State:
     return _like(state, [field[index] for field in state])
 
 
+def replace_rows(state: State, rows: torch.Tensor, new: State) -> State:
+    """``state`` with its rows ``rows`` replaced by the batch ``new`` (as many rows as ``rows``)."""
+    return _like(state, [field.index_copy(0, rows, replacement) for field, replacement in zip(state, new)])
+
+
 def _like(state: State, fields: list[torch.Tensor]) -> State:
     """A state of the same kind (NamedTuple or plain tuple) holding ``fields``."""
     return type(state)(*fields) if hasattr(state, "_fields") else tuple(fields)

@@ -87,11 +87,12 @@ class VAEMDNWorldModel(nn.Module):
 
     def imagine(self, state: MDNState, action: torch.Tensor, *, temperature: float = 1.0,
                 generator: torch.Generator | None = None) -> tuple[MDNState, torch.Tensor, torch.Tensor]:
-        """z' sampled from M's mixture with ``temperature``; reward and continue probability from its heads."""
+        """z' sampled from M's mixture with ``temperature``; the expected reward and the continue
+        probability from its heads."""
         h, c = self._advance(state, action)
-        mixture, reward, done_logit = self.mdnrnn.heads(h)
-        z = mixture.sample(temperature, generator)
-        return MDNState(z, h, c), reward, torch.sigmoid(-done_logit)
+        heads = self.mdnrnn.heads(h)
+        z = heads.mixture.sample(temperature, generator)
+        return MDNState(z, h, c), heads.expected_reward(), torch.sigmoid(-heads.done_logit)
 
     def features(self, state: MDNState) -> torch.Tensor:
         """[z, h], as World Models' controller reads."""

@@ -2,7 +2,14 @@
 
     h_t = LSTM([z_t, onehot(a_t)], h_{t-1})
     p(z_{t+1} | h_t) = prod_d sum_k pi_dk N(mu_dk, sigma_dk^2)     (K components per latent dim)
-    r_t = reward head(h_t),   P(terminated_t) = sigmoid(done head(h_t))
+    P(terminated_t) = sigmoid(done head(h_t))
+    E[r_t] = P(terminated_t) * r_end(h_t) + (1 - P(terminated_t)) * r_go(h_t)
+
+The reward is two heads, one for the step that ends the episode and one for the steps that do
+not, weighted by the done probability. In tasks that pay only on arrival (MiniWorld's), a single
+regression head trained on every step learns the average reward per step, a small constant that
+a dreaming controller collects by merely staying alive; split, each head sees one kind of step,
+and reward in the dream has to be earned by reaching states where episodes end well.
 
 A mixture rather than one Gaussian, because one (z, a) can lead to several futures: the box
 comes into view or does not. The optional repulsion loss penalises the overlap of components of
@@ -21,6 +28,20 @@ from torch.nn import functional as F
 from worldkit.checkpoints import checkpointable
 
 LOG_SQRT_2PI = 0.5 * torch.log(torch.tensor(2 * torch.pi)).item()
+
+
+class Heads(NamedTuple):
+    """What M predicts from an LSTM output: the mixture over the next z and the rewards and
+    done logit of the step, tensors (...)."""
+
+    mixture: "Mixture"
+    reward_if_continues: torch.Tensor
+    reward_if_ends: torch.Tensor
+    done_logit: torch.Tensor
+
+    def expected_reward(self) -> torch.Tensor:
+        done = torch.sigmoid(self.done_logit)
+        return done * self.reward_if_ends + (1 - done) * self.reward_if_continues
 
 
 class Mixture(NamedTuple):
@@ -77,7 +98,8 @@ class MDNRNN(L.LightningModule):
         hidden_dim: LSTM size.
         num_mixtures: Gaussian components per latent dimension (K).
         repulsion_weight: weight of the overlap penalty between components (0: off).
-        reward_weight: weight of the reward head's squared error.
+        reward_weight: weight of the reward heads' squared errors (each averaged over its own
+            kind of step: those that end an episode and those that do not).
         done_weight: weight of the done head's cross-entropy.
         sample_latents: train on z drawn from each frame's posterior (World Models' choice, an
             augmentation) rather than on its mean, which is what a controller sees through
@@ -96,27 +118,34 @@ class MDNRNN(L.LightningModule):
             raise ValueError("loss weights and grad_clip must be >= 0")
         self.save_hyperparameters()
         self.lstm = nn.LSTM(latent_dim + num_actions, hidden_dim, batch_first=True)
-        self.head = nn.Linear(hidden_dim, 3 * latent_dim * num_mixtures + 2)
+        self.head = nn.Linear(hidden_dim, 3 * latent_dim * num_mixtures + 3)
+        # The smallest and largest reward seen in training on steps that go on (row 0) and on steps
+        # that end an episode (row 1): outside training each reward head is clamped to its own, so a
+        # dream that wanders where M saw no data cannot promise more than the task ever paid there.
+        self.register_buffer("reward_range", torch.tensor([[float("inf"), float("-inf")]] * 2))
 
     def forward(self, z: torch.Tensor, action: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[Mixture, torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+                ) -> tuple[Heads, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Run over a sequence: z (B, T, Z) and integer actions (B, T).
 
         Returns:
-            The mixture over z_{t+1}, the predicted reward (B, T), the done logit (B, T), the
-            LSTM outputs h (B, T, H), and the final LSTM state (h, c), each (1, B, H).
+            The heads' predictions for each step (B, T), the LSTM outputs h (B, T, H), and the
+            final LSTM state (h, c), each (1, B, H).
         """
         inputs = torch.cat([z, F.one_hot(action.long(), self.hparams.num_actions).to(z.dtype)], -1)
         h, state = self.lstm(inputs, state)
-        mixture, reward, done_logit = self.heads(h)
-        return mixture, reward, done_logit, h, state
+        return self.heads(h), h, state
 
-    def heads(self, h: torch.Tensor) -> tuple[Mixture, torch.Tensor, torch.Tensor]:
-        """The mixture, reward and done logit read from LSTM outputs h (..., H)."""
+    def heads(self, h: torch.Tensor) -> Heads:
+        """M's predictions read from LSTM outputs h (..., H)."""
         out = self.head(h)
-        mixture = out[..., :-2].unflatten(-1, (3, self.hparams.latent_dim, self.hparams.num_mixtures))
+        mixture = out[..., :-3].unflatten(-1, (3, self.hparams.latent_dim, self.hparams.num_mixtures))
         logit_pi, mu, log_sigma = mixture.unbind(-3)
-        return Mixture(logit_pi, mu, log_sigma.clamp(-7, 3)), out[..., -2], out[..., -1]
+        rewards = out[..., -3:-1]
+        if not self.training:
+            low, high = self.reward_range.unbind(-1)
+            rewards = rewards.clamp(torch.where(low.isfinite(), low, -torch.inf), torch.where(high.isfinite(), high, torch.inf))
+        return Heads(Mixture(logit_pi, mu, log_sigma.clamp(-7, 3)), rewards[..., 0], rewards[..., 1], out[..., -1])
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-step NLL of z_{t+1} (nats, summed over dims), reward and done losses, the repulsion
@@ -124,13 +153,14 @@ class MDNRNN(L.LightningModule):
         z = batch["mu"]
         if self.hparams.sample_latents and self.training:
             z = z + torch.randn_like(z) * (0.5 * batch["logvar"]).exp()
-        mixture, reward, done_logit, _, _ = self(z[:, :-1], batch["action"])
-        mask = batch["mask"].float()
+        heads, _, _ = self(z[:, :-1], batch["action"])
+        mixture = heads.mixture
+        mask, ends = batch["mask"].float(), batch["terminated"].float()
         steps = mask.sum().clamp_min(1)
         nll = -(mixture.log_prob(z[:, 1:]) * mask).sum() / steps
-        reward_loss = ((reward - batch["reward"]).pow(2) * mask).sum() / steps
-        done_loss = (F.binary_cross_entropy_with_logits(done_logit, batch["terminated"].float(), reduction="none")
-                     * mask).sum() / steps
+        reward_loss = (_masked_mean((heads.reward_if_continues - batch["reward"]).pow(2), mask * (1 - ends))
+                       + _masked_mean((heads.reward_if_ends - batch["reward"]).pow(2), mask * ends))
+        done_loss = (F.binary_cross_entropy_with_logits(heads.done_logit, ends, reduction="none") * mask).sum() / steps
         repulsion = (mixture.overlap() * mask).sum() / steps if self.hparams.num_mixtures > 1 else z.new_zeros(())
         hp = self.hparams
         loss = nll + hp.reward_weight * reward_loss + hp.done_weight * done_loss + hp.repulsion_weight * repulsion
@@ -139,9 +169,18 @@ class MDNRNN(L.LightningModule):
                 "mixture_entropy": entropy}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self._widen_reward_range(batch)
         losses = self.losses(batch)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
         return losses["loss"]
+
+    @torch.no_grad()
+    def _widen_reward_range(self, batch: dict[str, torch.Tensor]) -> None:
+        for row, kind in enumerate((~batch["terminated"].bool(), batch["terminated"].bool())):
+            rewards = batch["reward"][batch["mask"].bool() & kind]
+            if len(rewards):
+                self.reward_range[row, 0] = torch.minimum(self.reward_range[row, 0], rewards.min())
+                self.reward_range[row, 1] = torch.maximum(self.reward_range[row, 1], rewards.max())
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.log_dict({f"val/{k}": v for k, v in self.losses(batch).items()}, prog_bar=True)
@@ -153,3 +192,8 @@ class MDNRNN(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` is 1 (0 when it is nowhere 1)."""
+    return (values * mask).sum() / mask.sum().clamp_min(1)
