@@ -12,7 +12,6 @@ last saved state.
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,7 +28,8 @@ from worldkit.envs import make_env, make_vector_env, parse_spec
 from worldkit.intrinsic.icm import ICM
 from worldkit.models import LatentMLPWorldModel
 from worldkit.plots import filmstrip, latent_map, learning_curves
-from worldkit.tracking import RunLogger, check_wandb_mode, config_dict
+from worldkit.runs import check_same_settings, drop_rows_after, read_jsonl, save_atomically, sweep_run_dir
+from worldkit.tracking import RunLogger, check_wandb_mode
 
 
 @dataclass
@@ -75,10 +75,8 @@ def main(config: Config) -> list[dict]:
 
 
 def run_seed(config: Config, spec, seed: int) -> dict:
-    run_dir = Path(config.run_dir) / f"{spec.name}-{config.method}-seed{seed}"
-    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
-        run_dir = run_dir.with_name(f"{run_dir.name}-{os.environ['WANDB_RUN_ID']}")  # one folder per sweep run
-    _check_same_settings(run_dir, config)
+    run_dir = sweep_run_dir(Path(config.run_dir) / f"{spec.name}-{config.method}-seed{seed}")
+    check_same_settings(run_dir, config, _RESUMABLE_CHANGES)
     ppo_config = dataclasses.replace(config.ppo, total_steps=config.total_steps, seed=seed)
     envs = make_vector_env(spec, ppo_config.num_envs)
     observation_space, action_space = envs.single_observation_space, envs.single_action_space
@@ -103,9 +101,9 @@ def run_seed(config: Config, spec, seed: int) -> dict:
     if resumed:
         ppo.load_state_dict(torch.load(state_file, weights_only=True))
         print(f"resuming {run_dir} at step {ppo.global_step}")
-        _drop_rows_after(ppo.global_step, run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl")
+        drop_rows_after(ppo.global_step, run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl")
     logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name, group=f"{spec.name}-{config.method}")
-    evaluations = _read_jsonl(run_dir / "evaluations.jsonl") if resumed else []
+    evaluations = read_jsonl(run_dir / "evaluations.jsonl") if resumed else []
     next_eval = (ppo.global_step // config.eval_every + 1) * config.eval_every
 
     def after_update(metrics: dict) -> None:
@@ -118,7 +116,7 @@ def run_seed(config: Config, spec, seed: int) -> dict:
             with open(run_dir / "evaluations.jsonl", "a") as handle:
                 handle.write(json.dumps(row) + "\n")
             logger.log({"eval/mean_return": row["mean_return"]}, step=ppo.global_step)
-            _save_atomically(ppo.state_dict(), state_file)
+            save_atomically(ppo.state_dict(), state_file)
             next_eval += config.eval_every
 
     try:
@@ -133,7 +131,7 @@ def run_seed(config: Config, spec, seed: int) -> dict:
 
 def _write_artifacts(config, spec, run_dir, ppo, world_model, evaluations, logger) -> dict:
     """Checkpoints, pictures and the run's summary, once training has finished."""
-    history = _read_jsonl(run_dir / "metrics.jsonl")
+    history = read_jsonl(run_dir / "metrics.jsonl")
     train = [(row["step"], row["episodic_return"]) for row in history if "episodic_return" in row]
     summary = {
         "env": str(spec), "method": config.method, "seed": ppo.config.seed, "steps": ppo.global_step,
@@ -194,39 +192,8 @@ def _latent_tsne(world_model, ppo: PPO, states: np.ndarray, path: Path) -> Path:
     return latent_map(points, phase, path, title="t-SNE of z, coloured by gait phase", colour_label="phase (rad)", cyclic=True)
 
 
-def _save_atomically(state: dict, path: Path) -> None:
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    temporary.replace(path)
-
-
 # Settings that may change when a run is continued; any other difference means another experiment.
 _RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress"}
-
-
-def _check_same_settings(run_dir: Path, config: Config) -> None:
-    """Refuse to resume a run folder that holds a run with other settings (it would mix them)."""
-    saved_file = run_dir / "config.json"
-    if not (run_dir / "state.pt").exists() or not saved_file.exists():
-        return
-    saved, wanted = json.loads(saved_file.read_text()), config_dict(config)
-    differences = sorted(key for key in set(saved) | set(wanted)
-                         if key not in _RESUMABLE_CHANGES and saved.get(key) != wanted.get(key))
-    if differences:
-        details = ", ".join(f"{key}: saved {saved.get(key)!r}, now {wanted.get(key)!r}" for key in differences)
-        raise ValueError(f"{run_dir} holds a run with other settings ({details}); "
-                         "give another --run_dir, or the saved settings to resume it")
-
-
-def _drop_rows_after(step: int, *files: Path) -> None:
-    """Forget what was logged after the saved state: those updates are redone."""
-    for path in files:
-        kept = [row for row in _read_jsonl(path) if row["step"] <= step]
-        path.write_text("".join(json.dumps(row) + "\n" for row in kept))
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
 if __name__ == "__main__":

@@ -55,6 +55,12 @@ def test_every_sweep_file_passes_the_engines_schema(engine):
     assert "cmaes.population" in sweeps["miniworld_cmaes_population"]["parameters"]
 
 
+def test_every_recipe_has_a_sweep_file():
+    programs = {yaml.safe_load(path.read_text())["program"] for path in SWEEP_FILES}
+    recipes = {f"recipes/{path.name}" for path in (ROOT / "recipes").glob("*.py")}
+    assert recipes - programs == set(), "recipes without a sweep file in recipes/sweeps/"
+
+
 def test_the_recipe_parses_the_command_line_an_agent_builds(engine):
     for path in SWEEP_FILES:
         sweep = load_sweep(path, engine)

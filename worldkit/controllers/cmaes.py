@@ -1,5 +1,9 @@
 """C of World Models: a linear controller on a world model's features, optimised by CMA-ES in a dream.
 
+Any world model will do: for Discrete actions the controller's outputs are logits (argmax, or a
+sample), for Box actions they are squashed by tanh into the bounds, a = low + (tanh(x) + 1) / 2 *
+(high - low).
+
 In a dream the whole population is one batch: P candidates x R rollouts are P*R rows of one
 imagination rollout, and every candidate's weights act on its own rows through one batched
 matmul, so a generation costs ``horizon`` batched steps rather than P separate rollouts. The R
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import cma
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -29,6 +34,7 @@ from tqdm.auto import tqdm
 from worldkit.checkpoints import checkpointable, from_pretrained, save_pretrained
 from worldkit.dream.protocol import State, WorldModel
 from worldkit.dream.rollout import DreamRollout, imagine_rollout, repeat_state, select_state
+from worldkit.spaces import space_from_dict, space_to_dict
 
 
 class WorkerDiedError(RuntimeError):
@@ -43,21 +49,52 @@ def choose_actions(logits: torch.Tensor, deterministic: bool, generator: torch.G
     return logits.argmax(-1)
 
 
+def action_size(space: gym.Space) -> int:
+    """Outputs a linear controller needs: one logit per Discrete action, one per Box dimension."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return space.shape[0]
+    raise ValueError(f"a linear controller acts in Discrete or 1-D Box spaces, not {space}")
+
+
+def squash(outputs: torch.Tensor, space: gym.spaces.Box) -> torch.Tensor:
+    """tanh of the outputs, scaled into the Box's bounds."""
+    low, high = (torch.as_tensor(b, dtype=outputs.dtype, device=outputs.device) for b in (space.low, space.high))
+    return low + (torch.tanh(outputs) + 1) / 2 * (high - low)
+
+
 @checkpointable
 class LinearController(nn.Module):
-    """Action logits = features @ W + b, World Models' controller.
+    """Outputs = features @ W + b, World Models' controller: action logits for a Discrete space,
+    tanh-squashed actions for a Box.
 
     Args:
         feature_dim: size of the world model's features.
-        num_actions: size of the Discrete action space.
-        deterministic: act by argmax of the logits; otherwise sample from their softmax.
+        num_actions: size of the Discrete action space, or of the Box's one dimension.
+        deterministic: act by argmax of the logits; otherwise sample from their softmax (Discrete).
+        action_space: a Box (or its description) for continuous actions; None for Discrete.
     """
 
-    def __init__(self, feature_dim: int, num_actions: int, deterministic: bool = True):
+    def __init__(self, feature_dim: int, num_actions: int, deterministic: bool = True,
+                 action_space: "gym.Space | dict[str, Any] | None" = None):
         super().__init__()
-        self.hparams = {"feature_dim": feature_dim, "num_actions": num_actions, "deterministic": deterministic}
+        if isinstance(action_space, gym.Space):
+            action_space = space_to_dict(action_space)
+        self.box = None if action_space is None else space_from_dict(action_space)
+        if self.box is not None and (not isinstance(self.box, gym.spaces.Box) or action_size(self.box) != num_actions):
+            raise ValueError(f"action_space must be a 1-D Box of {num_actions} dimensions (None for Discrete), "
+                             f"got {self.box}")
+        self.hparams = {"feature_dim": feature_dim, "num_actions": num_actions, "deterministic": deterministic,
+                        "action_space": action_space}
         self.weight = nn.Parameter(torch.zeros(feature_dim, num_actions))
         self.bias = nn.Parameter(torch.zeros(num_actions))
+
+    @classmethod
+    def for_space(cls, feature_dim: int, space: gym.Space, deterministic: bool = True) -> "LinearController":
+        """A controller for a world model's action space, Discrete or Box."""
+        return cls(feature_dim, action_size(space), deterministic,
+                   space if isinstance(space, gym.spaces.Box) else None)
 
     @property
     def num_parameters(self) -> int:
@@ -73,8 +110,11 @@ class LinearController(nn.Module):
 
     @torch.no_grad()
     def act(self, features: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Integer actions (B,) for features (B, feature_dim)."""
-        return choose_actions(features @ self.weight + self.bias, self.hparams["deterministic"], generator)
+        """Integer actions (B,), or Box actions (B, A), for features (B, feature_dim)."""
+        outputs = features @ self.weight + self.bias
+        if self.box is not None:
+            return squash(outputs, self.box)
+        return choose_actions(outputs, self.hparams["deterministic"], generator)
 
 
 def split_parameters(vectors: torch.Tensor, feature_dim: int, num_actions: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,17 +128,20 @@ def split_parameters(vectors: torch.Tensor, feature_dim: int, num_actions: int) 
 
 class LinearPopulation:
     """P linear controllers acting together on P*R rows (candidate-major: row p*R + r is
-    candidate p's rollout r), as one batched matmul."""
+    candidate p's rollout r), as one batched matmul. ``box`` makes the outputs Box actions."""
 
     def __init__(self, vectors: torch.Tensor, feature_dim: int, num_actions: int, rollouts: int, *,
-                 deterministic: bool = True, generator: torch.Generator | None = None):
+                 deterministic: bool = True, generator: torch.Generator | None = None,
+                 box: gym.spaces.Box | None = None):
         self.weight, self.bias = split_parameters(vectors, feature_dim, num_actions)
-        self.rollouts, self.deterministic, self.generator = rollouts, deterministic, generator
+        self.rollouts, self.deterministic, self.generator, self.box = rollouts, deterministic, generator, box
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         grouped = features.reshape(len(self.weight), self.rollouts, -1)
-        logits = torch.baddbmm(self.bias[:, None, :], grouped, self.weight)
-        return choose_actions(logits, self.deterministic, self.generator).reshape(-1)
+        outputs = torch.baddbmm(self.bias[:, None, :], grouped, self.weight)
+        if self.box is not None:
+            return squash(outputs, self.box).reshape(-1, outputs.shape[-1])
+        return choose_actions(outputs, self.deterministic, self.generator).reshape(-1)
 
 
 @dataclass
@@ -121,8 +164,11 @@ class CMAESConfig:
     """gamma of the shaped return (with step_penalty, the seed's shaping)"""
     step_penalty: float = 0.0
     """penalty per dreamed step, discounted by gamma^t; 0 turns shaping off"""
-    deterministic: bool = True
-    """act by argmax of the logits (else sample)"""
+    deterministic: bool = False
+    """act by argmax of the logits; by default sample from their softmax (Discrete actions). A
+    deterministic memoryless-ish controller in a deterministic env repeats itself: on Sidewalk,
+    one facing a wall pushed into it for the rest of the episode (6% success), while the same
+    search with sampled actions gave 84%, its dreamed return matching the real one"""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -137,9 +183,10 @@ def dream_population(world_model: WorldModel, starts: State, vectors: torch.Tens
                      generator: torch.Generator | None = None) -> DreamRollout:
     """Dream every candidate (rows of ``vectors``) from every start state in one batch of
     P * R rows, candidate-major."""
-    rollouts = len(starts[0])
-    population = LinearPopulation(vectors, world_model.feature_dim, int(world_model.action_space.n), rollouts,
-                                  deterministic=config.deterministic, generator=generator)
+    rollouts, space = len(starts[0]), world_model.action_space
+    population = LinearPopulation(vectors, world_model.feature_dim, action_size(space), rollouts,
+                                  deterministic=config.deterministic, generator=generator,
+                                  box=space if isinstance(space, gym.spaces.Box) else None)
     return imagine_rollout(world_model, repeat_state(starts, len(vectors)), population, config.horizon,
                            temperature=config.temperature, generator=generator)
 
@@ -159,14 +206,15 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESCo
     """Optimise a :class:`LinearController` with CMA-ES on dreamed returns.
 
     Args:
-        world_model: any :class:`WorldModel` with a Discrete action space.
+        world_model: any :class:`WorldModel` (Discrete or 1-D Box actions).
         start_states: a pool of states filtered from real first frames; each generation draws
             ``config.rollouts`` of them (with replacement) for all its candidates.
         config: the search's settings.
         callback: called with each generation's row of the history.
         progress: show a progress bar.
     """
-    dim = world_model.feature_dim * int(world_model.action_space.n) + int(world_model.action_space.n)
+    outputs = action_size(world_model.action_space)
+    dim = world_model.feature_dim * outputs + outputs
     strategy = cma.CMAEvolutionStrategy(np.zeros(dim), config.sigma0,
                                         {"popsize": config.population, "seed": config.seed + 1, "verbose": -9})
     device = start_states[0].device
@@ -188,7 +236,7 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESCo
         history.append(row)
         if callback is not None:
             callback(row)
-    controller = LinearController(world_model.feature_dim, int(world_model.action_space.n), config.deterministic)
+    controller = LinearController.for_space(world_model.feature_dim, world_model.action_space, config.deterministic)
     return CMAESResult(controller.load_vector(strategy.mean), history)
 
 
@@ -255,7 +303,7 @@ def _run_episode(seed: int) -> dict[str, Any]:
     total, steps = 0.0, 0
     while True:
         action = controller.act(world_model.features(state), generator)
-        obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+        obs, reward, terminated, truncated, _ = env.step(int(action[0]) if controller.box is None else action[0].numpy())
         total, steps = total + float(reward), steps + 1
         if terminated or truncated:
             return {"return": total, "length": steps, "success": bool(terminated and reward > 0)}

@@ -7,7 +7,8 @@ GAE, per-minibatch advantage normalisation, linear learning-rate annealing) writ
 - an episode cut by a time limit is bootstrapped with the value of its true final observation,
   an episode that terminated is not;
 - :class:`PPOHook` lets world-model-assisted PPO, PPO+ICM, PPO in a dream and adaptive-imagination
-  PPO add features, intrinsic rewards and auxiliary losses without copying this loop.
+  PPO add features, intrinsic rewards, auxiliary losses and extra weighted (e.g. imagined)
+  samples without copying this loop.
 
 It runs on the CPU: with 64-unit MLPs and one env, Python and per-op overhead, not arithmetic,
 set the speed, so the rollout keeps tensors preallocated and shares memory with numpy.
@@ -17,7 +18,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import gymnasium as gym
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from worldkit.controllers.normalize import EPSILON
 from worldkit.controllers.policy import PPOAgent, TanhMLP
-from worldkit.controllers.rollout import PPOHook, Rollout, compute_gae
+from worldkit.controllers.rollout import PPOHook, Rollout, WeightedSamples, compute_gae
 from worldkit.envs import EnvSpec, make_vector_env
 
 __all__ = ["PPO", "PPOConfig", "evaluate"]
@@ -232,8 +233,9 @@ class PPO:
         ``episodic_return`` / ``episodic_length`` (means over the last 100 finished episodes,
         NaN before the first), ``learning_rate``, ``policy_loss``, ``value_loss``, ``entropy``,
         ``approx_kl``, ``old_approx_kl``, ``clipfrac`` (means over the update's minibatches),
-        ``explained_variance``, ``epochs``, ``rollout_time``, ``update_time``, and the hooks'
-        ``intrinsic_reward/<name>`` and ``aux_loss/<name>``.
+        ``explained_variance`` (of the real samples), ``epochs``, ``rollout_time``, ``update_time``,
+        the hooks' ``intrinsic_reward/<name>`` and ``aux_loss/<name>``, and, when a hook supplied
+        :meth:`PPOHook.extra_samples`, ``extra_samples`` (how many) and ``extra_weight_mean``.
         """
         threads = torch.get_num_threads()
         if self.config.torch_threads is not None:
@@ -265,8 +267,9 @@ class PPO:
                 metrics = self._finish_rollout()
                 for hook in self.hooks:
                     hook.on_rollout_end(self.rollout)
+                extras = self._extra_samples()
                 update_start = time.perf_counter()
-                metrics.update(self._update())
+                metrics.update(self._update(extras))
                 now = time.perf_counter()
                 metrics.update(
                     global_step=self.global_step,
@@ -404,17 +407,47 @@ class PPO:
         torch.add(rollout.advantages, rollout.values, out=rollout.returns)
         return metrics
 
-    def _update(self) -> dict[str, float]:
-        """``update_epochs`` passes over the rollout in shuffled minibatches; return the update's metrics."""
+    @torch.no_grad()
+    def _extra_samples(self) -> list[WeightedSamples]:
+        """The hooks' weighted extra samples (e.g. imagined transitions) for this update."""
+        extras = []
+        for hook in self.hooks:
+            extra = hook.extra_samples(self.agent, self.rollout, self.config)
+            if extra is not None and len(extra.weights) > 0:
+                extras.append(extra)
+        return extras
+
+    def _update(self, extras: list[WeightedSamples] = ()) -> dict[str, float]:
+        """``update_epochs`` passes over the rollout (and any extra samples) in shuffled minibatches;
+        return the update's metrics.
+
+        Without extra samples this is plain PPO, op for op. With them, real and extra samples are
+        shuffled together into minibatches of at least ``minibatch_size`` (so there are more of
+        them), and each sample's loss terms are weighted (real samples by 1).
+        """
         cfg = self.config
-        batch = self.rollout.flatten()
+        batch = real_batch = self.rollout.flatten()
+        weights = None
+        total, num_minibatches = cfg.batch_size, cfg.num_minibatches
+        if extras:
+            batch = Rollout(*(torch.cat([getattr(batch, f.name), *(getattr(e.samples, f.name) for e in extras)])
+                              for f in fields(Rollout)))
+            weights = torch.cat([torch.ones(cfg.batch_size), *(e.weights.float() for e in extras)])
+            total = len(weights)
+            num_minibatches = total // cfg.minibatch_size
+            sizes = [len(chunk) for chunk in torch.arange(total).tensor_split(num_minibatches)]
         # Logged values stay tensors until the end: a .item() per minibatch would cost real time.
         logged: dict[str, list[Tensor]] = {}
         for epoch in range(cfg.update_epochs):
             # Shuffle once per epoch, so that minibatches are views rather than gathers.
-            shuffled = batch[torch.randperm(cfg.batch_size, generator=self.generator)]
-            for minibatch in shuffled.split(cfg.minibatch_size):
-                loss, logs = self._loss(minibatch)
+            order = torch.randperm(total, generator=self.generator)
+            shuffled = batch[order]
+            if weights is None:
+                minibatches = [(minibatch, None, None) for minibatch in shuffled.split(cfg.minibatch_size)]
+            else:
+                minibatches = zip(shuffled.split(sizes), weights[order].split(sizes), (order < cfg.batch_size).split(sizes))
+            for minibatch, minibatch_weights, real in minibatches:
+                loss, logs = self._loss(minibatch, minibatch_weights, real)
                 for parameter in self._parameters:  # what optimizer.zero_grad() does, minus its overhead
                     parameter.grad = None
                 loss.backward()
@@ -423,21 +456,30 @@ class PPO:
                 for name, value in logs.items():
                     logged.setdefault(name, []).append(value)
             if cfg.target_kl is not None:
-                epoch_logratio = torch.cat(logged["logratio"][-cfg.num_minibatches :])
+                epoch_logratio = torch.cat(logged["logratio"][-num_minibatches:])
                 if _kl_stats(epoch_logratio, cfg.clip_coef)["approx_kl"] > cfg.target_kl:
                     break
 
         metrics = _kl_stats(torch.cat(logged.pop("logratio")), cfg.clip_coef)
         metrics.update({name: torch.stack(values).mean().item() for name, values in logged.items()})
-        var_returns = batch.returns.var()
+        var_returns = real_batch.returns.var()
         metrics["explained_variance"] = (
-            math.nan if var_returns == 0 else float(1 - (batch.returns - batch.values).var() / var_returns)
+            math.nan if var_returns == 0 else float(1 - (real_batch.returns - real_batch.values).var() / var_returns)
         )
         metrics["epochs"] = epoch + 1
+        if extras:
+            metrics["extra_samples"] = total - cfg.batch_size
+            metrics["extra_weight_mean"] = float(weights[cfg.batch_size :].mean())
         return metrics
 
-    def _loss(self, minibatch: Rollout) -> tuple[Tensor, dict[str, Tensor]]:
-        """PPO's loss plus the hooks' auxiliary losses, and what to log of it (detached)."""
+    def _loss(
+        self, minibatch: Rollout, weights: Tensor | None = None, real: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """PPO's loss plus the hooks' auxiliary losses, and what to log of it (detached).
+
+        ``weights`` (one per sample) scale each sample's policy, value and entropy terms before
+        they are averaged; ``real`` marks the samples hooks' auxiliary losses may see.
+        """
         cfg = self.config
         policy_out, value = self.agent(minibatch.obs)
         logprob, entropy = self.agent.log_prob_entropy(policy_out, minibatch.actions)
@@ -448,25 +490,31 @@ class PPO:
         if cfg.norm_adv:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         clipped_ratio = ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
-        policy_loss = torch.max(-advantages * ratio, -advantages * clipped_ratio).mean()
+        policy_loss = torch.max(-advantages * ratio, -advantages * clipped_ratio)
 
         value_loss = (value - minibatch.returns).square()
         if cfg.clip_value_loss:
             clipped_value = minibatch.values + (value - minibatch.values).clamp(-cfg.clip_coef, cfg.clip_coef)
             value_loss = torch.max(value_loss, (clipped_value - minibatch.returns).square())
+        bonus_entropy = None
+        if weights is not None:  # the logged entropy stays the policy's own, unweighted
+            policy_loss, value_loss, bonus_entropy = weights * policy_loss, weights * value_loss, weights * entropy
+        policy_loss = policy_loss.mean()
         value_loss = 0.5 * value_loss.mean()
 
         entropy = entropy.mean()
         loss = policy_loss + cfg.vf_coef * value_loss
         if cfg.ent_coef:  # skipped at 0 (the MuJoCo default): fewer ops in the backward pass
-            loss = loss - cfg.ent_coef * entropy
+            loss = loss - cfg.ent_coef * (entropy if bonus_entropy is None else bonus_entropy.mean())
         logs = {
             "policy_loss": policy_loss.detach(),
             "value_loss": value_loss.detach(),
             "entropy": entropy.detach(),
             "logratio": logratio.detach(),
         }
-        for hook in self.hooks:
+        if real is not None:  # auxiliary losses learn from real samples only
+            minibatch = minibatch[real] if real.any() else None
+        for hook in self.hooks if minibatch is not None else ():
             aux = hook.auxiliary_loss(minibatch)
             if aux is not None:
                 loss = loss + aux

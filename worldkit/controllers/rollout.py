@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PPOHook", "Rollout", "compute_gae"]
+__all__ = ["PPOHook", "Rollout", "WeightedSamples", "compute_gae"]
 
 
 class PPOHook:
@@ -52,6 +52,19 @@ class PPOHook:
 
     def on_rollout_end(self, rollout: "Rollout") -> None:
         """Called after advantages and returns are computed, before the update."""
+
+    def extra_samples(self, agent: nn.Module, rollout: "Rollout", config) -> "WeightedSamples | None":
+        """Transitions to train on beside the real rollout (e.g. imagined ones), each with a weight.
+
+        Called after :meth:`on_rollout_end`, under ``torch.no_grad()``, with the learner's
+        ``PPOAgent``, the finished rollout and the ``PPOConfig``. The samples must carry their
+        own ``logprobs``, ``values``, ``advantages`` and ``returns`` (computed per trajectory:
+        PPO cannot know where one imagined trajectory ends and the next begins). They join the
+        update's shuffled minibatches; every sample's policy, value and entropy terms are
+        multiplied by its weight (real samples weigh 1). :meth:`auxiliary_loss` sees only the
+        real samples of a minibatch. None (the default) leaves PPO exactly as it is.
+        """
+        return None
 
     def on_update_end(self, metrics: dict[str, float]) -> None:
         """Called after each update with its metrics; a hook may add entries (e.g. its own losses)."""
@@ -121,6 +134,22 @@ class Rollout:
         """Consecutive chunks of ``size`` along the first dimension (views)."""
         chunks = [getattr(self, f.name).split(size) for f in fields(self)]
         return [Rollout(*parts) for parts in zip(*chunks)]
+
+
+@dataclass
+class WeightedSamples:
+    """Extra transitions for one PPO update: a flat :class:`Rollout` ``(n, ...)`` and a weight each."""
+
+    samples: Rollout
+    weights: Tensor
+
+    def __post_init__(self) -> None:
+        n = len(self.samples.obs)
+        if self.weights.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), one per sample, got {tuple(self.weights.shape)}")
+        for f in fields(self.samples):
+            if len(getattr(self.samples, f.name)) != n:
+                raise ValueError(f"samples.{f.name} has {len(getattr(self.samples, f.name))} rows, obs has {n}")
 
 
 def compute_gae(

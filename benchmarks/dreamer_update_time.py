@@ -1,0 +1,84 @@
+"""Seconds per Dreamer update at the recipe's defaults, and what a default run would take.
+
+One update of ``recipes/dreamer_dmc_walker.py`` is a world-model step on 16 windows of 64 steps
+and an actor-critic step imagining 15 steps from their 1,040 posterior states. Its cost does not
+depend on the data, so random batches of walker's shapes (state: 24 floats; pixels: 64x64x3)
+stand in. A default run owes (100,000 - 5,000 prefill) x 512 / 1,024 = 47,500 updates; the
+estimate adds the updates' time to nothing else (collecting 100k env steps takes minutes).
+
+    python benchmarks/dreamer_update_time.py                  # CPU, one torch thread
+    python benchmarks/dreamer_update_time.py --device=cuda
+
+Writes benchmarks/results/dreamer_update_time_<device>.json and prints a markdown table.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+from dreamer_dmc_walker import Config, _train_step  # noqa: E402
+
+from worldkit.controllers.dreamer import DreamerLearner  # noqa: E402
+from worldkit.models.rssm import RSSM  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OBSERVATIONS = {"state": gym.spaces.Box(-np.inf, np.inf, (24,), np.float32),
+                "pixels": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)}
+
+
+def random_batch(space: gym.Space, config: Config) -> dict[str, torch.Tensor]:
+    b, t = config.batch_size, config.sequence_length
+    obs = (torch.randint(0, 256, (b, t + 1, *space.shape), dtype=torch.uint8) if space.dtype == np.uint8
+           else torch.randn(b, t + 1, *space.shape))
+    return {"obs": obs, "action": torch.rand(b, t, 6) * 2 - 1, "reward": torch.rand(b, t),
+            "terminated": torch.zeros(b, t, dtype=torch.bool), "mask": torch.ones(b, t, dtype=torch.bool)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--updates", type=int, default=3, help="timed updates per observation kind")
+    parser.add_argument("--obs", nargs="+", default=["state", "pixels"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = Config()
+    owed = (config.total_steps - config.prefill) * config.train_ratio / (config.batch_size * config.sequence_length)
+    load_start, rows = os.getloadavg(), {}
+    for kind in args.obs:
+        model = RSSM(OBSERVATIONS[kind], gym.spaces.Box(-1, 1, (6,)), size=config.size, latent=config.latent,
+                     lr=config.model_lr).to(args.device)
+        learner, optimizer = DreamerLearner(model, config.dreamer), model.configure_optimizers()
+        batch = random_batch(OBSERVATIONS[kind], config)
+        _train_step(model, optimizer, learner, batch)  # warm-up
+        seconds = []
+        for _ in range(args.updates):
+            start = time.perf_counter()
+            _train_step(model, optimizer, learner, batch)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds.append(time.perf_counter() - start)
+        median = statistics.median(seconds)
+        rows[kind] = {"seconds_per_update": median, "all": seconds, "default_run_updates": owed,
+                      "default_run_hours": owed * median / 3600}
+        print(f"| {kind} | {args.device} | {median:.3f} | {owed * median / 3600:.1f} |", flush=True)
+    report = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+              "cpus": os.cpu_count(), "torch_threads": 1, "torch": torch.__version__, "size": config.size,
+              "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
+              "command": " ".join([Path(sys.executable).name, *sys.argv]), "results": rows}
+    path = RESULTS / f"dreamer_update_time_{args.device.split(':')[0]}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Dreamer online on dm-control walker-walk: collect, train the RSSM, train the actor-critic in
+imagination, repeat.
+
+    python recipes/dreamer_dmc_walker.py                      # state observations, 100k env steps
+    python recipes/dreamer_dmc_walker.py --obs=pixels         # 64x64 frames
+    python recipes/dreamer_dmc_walker.py --help               # every flag
+
+Episodes go to ``<run_dir>/replay`` (an EpisodeStore, so they survive a crash); every
+``eval_every`` env steps the actor is scored in the real env and the whole training state is
+saved. A killed run started again with the same flags resumes from its last saved state (the
+episodes collected since then are kept). Writes metrics (JSONL/CSV), evaluations, a learning
+curve, an open-loop prediction picture, and the RSSM and actor-critic as checkpoints.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from worldkit.checkpoints import save_pretrained
+from worldkit.controllers.dreamer import DreamerConfig, DreamerLearner
+from worldkit.data import EpisodeStore
+from worldkit.data.datasets import SequenceDataset
+from worldkit.dream.real import evaluate_in_real_env
+from worldkit.envs import make_env, parse_spec
+from worldkit.models.rssm import PRESETS, RSSM
+from worldkit.tracking import RunLogger, check_wandb_mode, config_dict
+
+
+@dataclass
+class Config:
+    """Online Dreamer (RSSM + actor-critic in imagination) on a dm-control task."""
+
+    env: str = "dmc:walker-walk"
+    obs: Literal["state", "pixels"] = "state"
+    total_steps: int = 100_000
+    """env steps (action repeats included), DreamerV3's 100k benchmark budget"""
+    action_repeat: int = 2
+    prefill: int = 5_000
+    """env steps of random actions before training starts"""
+    train_ratio: float = 512.0
+    """replayed steps per env step (DreamerV3's name): updates = env steps * ratio / (batch * length)"""
+    batch_size: int = 16
+    sequence_length: int = 64
+    size: str = "S"
+    """RSSM size preset: tiny, XS, S, M, L, XL, v1"""
+    latent: Literal["categorical", "gaussian"] = "categorical"
+    model_lr: float = 1e-4
+    eval_every: int = 10_000
+    """env steps between real evaluations (and saved states)"""
+    eval_episodes: int = 1
+    seed: int = 0
+    run_dir: str = "runs/dreamer_dmc_walker"
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    progress: bool = True
+    torch_threads: int = 1
+    device: str = "cpu"
+    """where the RSSM and actor-critic train: cpu or cuda"""
+    dreamer: DreamerConfig = field(default_factory=lambda: DreamerConfig(hidden=512, layers=2))
+
+    def __post_init__(self) -> None:
+        if self.size not in PRESETS:
+            raise ValueError(f"size must be one of {sorted(PRESETS)}, got {self.size!r}")
+        for name in ("total_steps", "action_repeat", "batch_size", "sequence_length", "eval_every", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.prefill < 0 or self.train_ratio <= 0:
+            raise ValueError("prefill must be >= 0 and train_ratio > 0")
+
+
+class ActionRepeat(gym.Wrapper):
+    """Each action held for ``repeat`` env steps, rewards summed (Dreamer's setting for dm-control)."""
+
+    def __init__(self, env: gym.Env, repeat: int):
+        super().__init__(env)
+        self.repeat = repeat
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+def main(config: Config) -> dict:
+    check_wandb_mode(config.wandb_mode)
+    spec = parse_spec(config.env, config.obs)  # an unknown id fails here, before anything runs
+    if spec.family != "dmc":
+        raise ValueError(f"this recipe runs dm-control tasks (dmc:domain-task), not {spec}")
+    torch.set_num_threads(config.torch_threads)
+    run_dir = Path(config.run_dir)
+    _check_same_settings(run_dir, config)
+    torch.manual_seed(config.seed)
+    env = ActionRepeat(make_env(spec), config.action_repeat)
+    store = EpisodeStore.create(run_dir / "replay", str(spec), env.observation_space, env.action_space)
+    model = RSSM(env.observation_space, env.action_space, size=config.size, latent=config.latent, lr=config.model_lr)
+    model.env_spec = str(spec)
+    model.to(config.device)
+    learner = DreamerLearner(model, config.dreamer)
+    model_optimizer = model.configure_optimizers()
+    progress = {"updates": 0, "next_eval": config.eval_every, "episodes": 0}
+    state_file = run_dir / "state.pt"
+    if state_file.exists():
+        saved = torch.load(state_file, weights_only=True, map_location=config.device)
+        model.load_state_dict(saved["model"])
+        model_optimizer.load_state_dict(saved["model_optimizer"])
+        learner.load_state_dict(saved["learner"])
+        progress.update(saved["progress"])
+        print(f"resuming {run_dir} at {store.num_steps * config.action_repeat} env steps")
+        _drop_rows_from(progress["next_eval"], run_dir / "evaluations.jsonl")
+    logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name)
+    evaluations = _read_jsonl(run_dir / "evaluations.jsonl")
+    rng = np.random.default_rng([config.seed, len(store)])
+    env.action_space.seed(int(rng.integers(2**31)))
+    replay_per_update = config.batch_size * config.sequence_length
+
+    def env_steps() -> int:
+        return store.num_steps * config.action_repeat
+
+    def train_owed() -> None:
+        owed = math.floor(max(0, env_steps() - config.prefill) * config.train_ratio / replay_per_update)
+        if len(store) == 0 or progress["updates"] >= owed:
+            return
+        dataset = SequenceDataset(store, config.sequence_length)
+        while progress["updates"] < owed:
+            batch = _batch(dataset, rng.integers(len(dataset), size=config.batch_size))
+            metrics = _train_step(model, model_optimizer, learner, batch)
+            progress["updates"] += 1
+            if progress["updates"] % 10 == 0:
+                logger.log(metrics, step=env_steps())
+
+    bar = tqdm(total=config.total_steps, initial=min(env_steps(), config.total_steps), unit="env step",
+               desc=f"Dreamer on {spec}", disable=not config.progress)
+    while env_steps() < config.total_steps:
+        episode = _collect_episode(env, model, learner, seed=config.seed + len(store),
+                                   random=env_steps() < config.prefill)
+        store.add(episode)
+        bar.update(min(len(episode["action"]) * config.action_repeat, config.total_steps - bar.n))
+        logger.log({"train/episode_return": float(episode["reward"].sum())}, step=env_steps())
+        train_owed()
+        if env_steps() >= progress["next_eval"] or env_steps() >= config.total_steps:
+            result = evaluate_in_real_env(model, lambda f: learner.actor_critic.act(f, deterministic=True), env,
+                                          config.eval_episodes, seed=10_000 + config.seed)
+            row = {"step": env_steps(), "mean_return": result["mean_return"], "updates": progress["updates"]}
+            evaluations.append(row)
+            with open(run_dir / "evaluations.jsonl", "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            logger.log({"eval/mean_return": row["mean_return"]}, step=env_steps())
+            bar.set_postfix(eval_return=f"{row['mean_return']:.0f}")
+            progress["next_eval"] = (env_steps() // config.eval_every + 1) * config.eval_every
+            _save_state(state_file, model, model_optimizer, learner, progress)
+    bar.close()
+    store.close()
+
+    metrics = {"env_steps": env_steps(), "updates": progress["updates"],
+               "final_eval_return": evaluations[-1]["mean_return"] if evaluations else None}
+    for part, module in (("world_model", model), ("actor_critic", learner.actor_critic)):
+        logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=metrics),
+                              f"{run_dir.name}-{part}".replace("_", "-"), metrics)
+    if evaluations:
+        from worldkit.plots import learning_curves
+
+        learning_curves({"Dreamer (real evaluation)": [([e["step"] for e in evaluations],
+                                                        [e["mean_return"] for e in evaluations])]},
+                        run_dir / "learning_curve.png", title=f"Dreamer on {spec}")
+        logger.log_image("learning_curve", run_dir / "learning_curve.png")
+    _open_loop_picture(model, store, run_dir / "open_loop.png")
+    logger.log_image("open_loop", run_dir / "open_loop.png")
+    (run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
+    logger.finish()
+    env.close()
+    return metrics
+
+
+@torch.no_grad()
+def _collect_episode(env, model, learner, *, seed: int, random: bool) -> dict:
+    """One whole episode, acting with the actor on filtered states (random actions while prefilling).
+    Training waits for the episode's end: the replay holds whole episodes only."""
+    obs, _ = env.reset(seed=seed)
+    rows = {"obs": [obs], "action": [], "reward": []}
+    state = model.observe(model.initial_state(1), None, torch.as_tensor(obs)[None])
+    while True:
+        if random:
+            action = env.action_space.sample()
+        else:
+            action = learner.actor_critic.act(model.features(state))[0].cpu().numpy().astype(env.action_space.dtype)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rows["obs"].append(obs), rows["action"].append(action), rows["reward"].append(reward)
+        if terminated or truncated:
+            ends = np.zeros((2, len(rows["action"])), dtype=bool)
+            ends[:, -1] = terminated, truncated
+            return {"obs": np.stack(rows["obs"]), "action": np.stack(rows["action"]),
+                    "reward": np.asarray(rows["reward"], np.float32), "terminated": ends[0], "truncated": ends[1]}
+        state = model.observe(state, torch.as_tensor(action)[None], torch.as_tensor(obs)[None])
+
+
+def _batch(dataset: SequenceDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    items = [dataset[int(i)] for i in indices]
+    return {key: torch.stack([item[key] for item in items]) for key in ("obs", "action", "reward", "terminated", "mask")}
+
+
+def _train_step(model: RSSM, optimizer, learner: DreamerLearner, batch: dict) -> dict[str, float]:
+    """One world-model update, then one actor-critic update from its posterior states."""
+    with torch.enable_grad():
+        losses = model.losses(batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
+        optimizer.step()
+    metrics = {f"model/{k}": v.item() for k, v in losses.items() if k != "states"}
+    metrics.update({f"actor_critic/{k}": v for k, v in learner.train_step(losses["states"]).items()})
+    return metrics
+
+
+@torch.no_grad()
+def _open_loop_picture(model: RSSM, store: EpisodeStore, path: Path, context: int = 5, horizon: int = 50) -> None:
+    """Real against imagined over ``horizon`` steps after filtering ``context`` real ones: frames for
+    pixels, the first state dimensions otherwise."""
+    import matplotlib.pyplot as plt
+
+    from worldkit.plots import filmstrip
+
+    episode = store.episode(-1)
+    if len(episode["action"]) < context + horizon:
+        return
+    obs, actions = torch.as_tensor(episode["obs"]), torch.as_tensor(episode["action"])
+    state = model.observe(model.initial_state(1), None, obs[:1])
+    for t in range(1, context):
+        state = model.observe(state, actions[t - 1 : t], obs[t : t + 1])
+    imagined = []
+    for t in range(context - 1, context - 1 + horizon):
+        state, _, _ = model.imagine(state, actions[t : t + 1], temperature=0.0)
+        imagined.append(model.decode(state)[0].cpu())
+    real = episode["obs"][context : context + horizon]
+    if model.pixels:
+        picks = range(0, horizon, 10)
+        frames = [real[i] for i in picks] + [(imagined[i].numpy() * 255).astype(np.uint8) for i in picks]
+        filmstrip(frames, path, title="open loop, every 10th of 50 steps: real (left five), imagined (right five)")
+        return
+    figure, axes = plt.subplots(2, 3, figsize=(10, 5), sharex=True)
+    for dim, ax in enumerate(axes.flat):
+        ax.plot(real[:, dim], label="real")
+        ax.plot(torch.stack(imagined)[:, dim].numpy(), label="imagined", linestyle="--")
+        ax.set_title(f"state[{dim}]")
+    axes.flat[0].legend()
+    figure.suptitle(f"open-loop prediction, {horizon} steps after {context} filtered")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _save_state(path: Path, model, model_optimizer, learner, progress) -> None:
+    temporary = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "model_optimizer": model_optimizer.state_dict(),
+                "learner": learner.state_dict(), "progress": dict(progress)}, temporary)
+    temporary.replace(path)
+
+
+_RESUMABLE_CHANGES = {"total_steps", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
+                      "device"}
+
+
+def _check_same_settings(run_dir: Path, config: Config) -> None:
+    """Refuse to resume a run folder that holds a run with other settings (it would mix them)."""
+    saved_file = run_dir / "config.json"
+    if not (run_dir / "state.pt").exists() or not saved_file.exists():
+        return
+    saved, wanted = json.loads(saved_file.read_text()), config_dict(config)
+    differences = sorted(k for k in set(saved) | set(wanted) if k not in _RESUMABLE_CHANGES and saved.get(k) != wanted.get(k))
+    if differences:
+        details = ", ".join(f"{k}: saved {saved.get(k)!r}, now {wanted.get(k)!r}" for k in differences)
+        raise ValueError(f"{run_dir} holds a run with other settings ({details}); "
+                         "give another --run_dir, or the saved settings to resume it")
+
+
+def _drop_rows_from(step: int, path: Path) -> None:
+    """Forget evaluations made after the saved state (the run redoes them)."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in _read_jsonl(path) if row["step"] < step))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+if __name__ == "__main__":
+    from worldkit.config import parse_config
+
+    main(parse_config(Config))

@@ -1,0 +1,234 @@
+"""Pluggable dreaming: every controller learns in every world model and then acts in the real env."""
+
+import gymnasium as gym
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from worldkit.controllers import PPO, PPOConfig
+from worldkit.controllers.cmaes import CMAESConfig, LinearController
+from worldkit.controllers.cmaes import train_in_dream as cmaes_in_dream
+from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig, lambda_returns
+from worldkit.controllers.dreamer import train_in_dream as dreamer_in_dream
+from worldkit.data import SequenceDataModule, TransitionDataModule, collect
+from worldkit.dream.env import DreamEnv, real_start_states
+from worldkit.dream.protocol import WorldModel
+from worldkit.dream.real import SpaceMismatchError, evaluate_in_real_env
+from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.envs import make_env
+from worldkit.models import RSSM, LatentMLPWorldModel
+from worldkit.models.mdnrnn import MDNRNN
+from worldkit.models.vae import ConvVAE
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small models gain nothing from a second thread, and lose much when other jobs hold the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fit(module: L.LightningModule, data: L.LightningDataModule, steps: int) -> None:
+    L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0).fit(module, datamodule=data)
+
+
+@pytest.fixture(scope="module")
+def walker_store(tmp_path_factory):
+    """Real Walker2d-v4 episodes under random actions (they fall within a few dozen steps)."""
+    return collect(tmp_path_factory.mktemp("walker") / "store", "Walker2d-v4", steps=1500, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def world_models(walker_store, tmp_path_factory):
+    """Each world model kind, briefly trained where that is cheap, with start states from real episodes
+    and the real env its controllers are scored in."""
+    torch.manual_seed(0)
+    rssm = RSSM(walker_store.observation_space, walker_store.action_space, size="tiny", lr=3e-3)
+    fit(rssm, SequenceDataModule(walker_store, 16, batch_size=16, val_fraction=0.0), 30)
+    mlp = LatentMLPWorldModel(17, 6, latent_dim=16, heads=True, action_space=walker_store.action_space)
+    mlp.set_normalizer(torch.as_tensor(np.concatenate([e["obs"] for e in walker_store])))
+    fit(mlp, TransitionDataModule(walker_store, batch_size=64, val_fraction=0.0), 60)
+
+    sidewalk = collect(tmp_path_factory.mktemp("sidewalk") / "store", "miniworld:Sidewalk", episodes=2, seed=0,
+                       size=(30, 40), progress=False)
+    vae_mdn = VAEMDNWorldModel.compose(ConvVAE((30, 40, 3), latent_dim=8, channels=(8, 16)),
+                                       MDNRNN(latent_dim=8, hidden_dim=16))
+    with torch.no_grad():
+        vae_mdn.mdnrnn.head.bias[-1] = -4.0  # an untrained M whose dreams rarely end
+    models = {"rssm": (rssm.eval(), walker_store, "Walker2d-v4"), "mlp": (mlp.eval(), walker_store, "Walker2d-v4"),
+              "vae_mdn": (vae_mdn, sidewalk, "miniworld:Sidewalk")}
+    return {name: (model, real_start_states(model, store, steps_per_episode=40), spec)
+            for name, (model, store, spec) in models.items()}
+
+
+def real_env(spec: str) -> gym.Env:
+    return make_env(spec, size=(30, 40)) if spec.startswith("miniworld") else make_env(spec)
+
+
+def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def train_ppo(world_model, starts):
+    dreams = DreamEnv(world_model, starts, 8, horizon=16)
+    ppo = PPO(PPOConfig(total_steps=256, num_envs=8, num_steps=16, num_minibatches=2, update_epochs=2), dreams)
+    before = snapshot(ppo.agent)
+    ppo.learn(progress=False)
+    return ppo.agent, before, lambda f: ppo.agent.act(f, deterministic=True)
+
+
+def train_cmaes(world_model, starts):
+    before = snapshot(LinearController.for_space(world_model.feature_dim, world_model.action_space))
+    config = CMAESConfig(population=4, generations=2, rollouts=2, horizon=10, sigma0=0.5)
+    controller = cmaes_in_dream(world_model, starts, config, progress=False).controller
+    return controller, before, controller.act
+
+
+def train_dreamer(world_model, starts):
+    actor_critic = DreamerActorCritic(world_model.feature_dim, world_model.action_space, hidden=32, layers=1)
+    before = snapshot(actor_critic)
+    dreamer_in_dream(world_model, starts, DreamerConfig(horizon=5, actor_lr=1e-3, critic_lr=1e-3), 2,
+                     batch_size=16, actor_critic=actor_critic)
+    return actor_critic, before, lambda f: actor_critic.act(f, deterministic=True)
+
+
+CONTROLLERS = {"ppo": train_ppo, "cmaes": train_cmaes, "dreamer": train_dreamer}
+
+
+@pytest.mark.parametrize("model_name", ["rssm", "mlp", "vae_mdn"])
+@pytest.mark.parametrize("controller_name", list(CONTROLLERS))
+def test_every_controller_learns_in_every_world_model(world_models, controller_name, model_name):
+    world_model, starts, spec = world_models[model_name]
+    assert isinstance(world_model, WorldModel)
+    torch.manual_seed(0)
+    controller, before, act = CONTROLLERS[controller_name](world_model, starts)
+    assert any(not torch.equal(a, b) for a, b in zip(before, controller.parameters())), "training changed nothing"
+    env = real_env(spec)
+    try:
+        score = evaluate_in_real_env(world_model, act, env, 1, seed=3, max_steps=60)
+    finally:
+        env.close()
+    assert np.isfinite(score["mean_return"]) and 1 <= score["lengths"][0] <= 60
+
+
+@pytest.mark.parametrize("model_name", ["rssm", "mlp", "vae_mdn"])
+def test_dream_env_passes_gymnasiums_checks(world_models, model_name):
+    world_model, starts, _ = world_models[model_name]
+    check_env(DreamEnv(world_model, starts, 1, horizon=20).single_env(), skip_render_check=True)
+
+
+def test_dream_env_is_batched_with_same_step_autoreset(world_models):
+    world_model, starts, _ = world_models["rssm"]
+    dreams = DreamEnv(world_model, starts, 5, horizon=3, sample_ends=False)
+    obs, _ = dreams.reset(seed=0)
+    assert obs.shape == (5, world_model.feature_dim) and obs.dtype == np.float32
+    actions = np.zeros((5, 6), dtype=np.float32)
+    for step in range(1, 4):
+        obs, reward, terminated, truncated, infos = dreams.step(actions)
+        assert reward.shape == (5,) and not terminated.any()
+    assert truncated.all() and infos["_final_obs"].all()  # the horizon ends every dream together
+    assert infos["final_obs"].shape == (5,) and infos["final_obs"][0].dtype == np.float32
+    assert not np.array_equal(np.stack(infos["final_obs"]), obs)  # fresh starts replace the last states
+    single = dreams.single_env()
+    single.reset(seed=0)
+    last = [single.step(np.zeros(6, np.float32)) for _ in range(3)][-1]
+    assert last[3] and last[0].dtype == np.float32 and last[0].shape == (world_model.feature_dim,)
+    ends = DreamEnv(world_model, starts, 64, horizon=1000)  # an untrained continue head ends some dreams
+    ends.reset(seed=0)
+    assert any(ends.step(np.zeros((64, 6)))[2].any() for _ in range(20))
+
+
+class PointMass(torch.nn.Module):
+    """A world model written in a test, as a user would plug one in: x' = x + 0.1 a, reward -|x'|.
+    Controllers that learn should steer x to 0."""
+
+    env_spec = None
+    feature_dim = 1
+
+    def __init__(self, discrete: bool):
+        super().__init__()
+        self.action_space = gym.spaces.Discrete(2) if discrete else gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def initial_state(self, batch_size):
+        return (torch.zeros(batch_size, 1),)
+
+    def observe(self, state, action, obs):
+        return (torch.as_tensor(obs, dtype=torch.float32),)
+
+    def imagine(self, state, action, *, temperature=1.0, generator=None):
+        push = (action.float() * 2 - 1)[:, None] if isinstance(self.action_space, gym.spaces.Discrete) else action
+        x = state[0] + 0.1 * push
+        return (x,), -x.abs().squeeze(-1), torch.ones(len(x))
+
+    def features(self, state):
+        return state[0]
+
+    def decode(self, state):
+        return state[0]
+
+
+def dreamed_return(model, act, starts, horizon: int = 10) -> float:
+    state, total = starts, 0.0
+    with torch.no_grad():
+        for _ in range(horizon):
+            state, reward, _ = model.imagine(state, act(model.features(state)))
+            total += reward.mean().item()
+    return total
+
+
+@pytest.mark.parametrize("discrete", [False, True], ids=["gradients through the dynamics", "REINFORCE"])
+def test_dreamer_actor_critic_learns_to_steer_a_plugged_in_world_model(discrete):
+    torch.manual_seed(0)
+    model = PointMass(discrete)
+    assert isinstance(model, WorldModel)
+    starts = (torch.linspace(-1, 1, 256)[:, None],)
+    actor_critic = DreamerActorCritic(1, model.action_space, hidden=32, layers=1)
+    before = dreamed_return(model, lambda f: actor_critic.act(f, deterministic=True), starts)
+    config = DreamerConfig(horizon=10, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4)
+    dreamer_in_dream(model, starts, config, 150, batch_size=128, actor_critic=actor_critic)
+    after = dreamed_return(model, lambda f: actor_critic.act(f, deterministic=True), starts)
+    assert after > before + 1.0, (before, after)  # the best policy gains about 2.8 over standing still
+
+
+def test_cmaes_steers_a_box_action_world_model():
+    model = PointMass(discrete=False)
+    starts = (torch.linspace(-1, 1, 16)[:, None],)
+    config = CMAESConfig(population=8, generations=10, rollouts=16, horizon=10, sigma0=1.0, temperature=0.0)
+    controller = cmaes_in_dream(model, starts, config, progress=False).controller
+    assert controller.hparams["action_space"]["type"] == "Box"
+    standing = dreamed_return(model, lambda f: torch.zeros(len(f), 1), starts)
+    actions = controller.act(torch.tensor([[-0.5], [0.5]]))
+    assert actions[0, 0] > 0 > actions[1, 0] and actions.abs().max() <= 1  # pushes towards 0, within bounds
+    assert dreamed_return(model, controller.act, starts) > standing + 1.0
+
+
+def test_lambda_returns_match_their_definition():
+    rewards, continues = torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [0.0]])
+    values = torch.tensor([[10.0], [20.0], [30.0]])
+    returns = lambda_returns(rewards, continues, values, gamma=0.9, lam=0.5)
+    last = 2.0  # the second step ends the episode: nothing after it counts
+    first = 1.0 + 0.9 * (0.5 * 20.0 + 0.5 * last)
+    torch.testing.assert_close(returns, torch.tensor([[first], [last]]))
+
+
+def test_bad_input_gets_clear_errors(world_models):
+    rssm, starts, _ = world_models["rssm"]
+    dreams = DreamEnv(rssm, starts, 4)
+    dreams.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions of shape \(4, 6\)"):
+        dreams.step(np.zeros((4, 3)))
+    with pytest.raises(SpaceMismatchError, match="acts in Discrete"):
+        evaluate_in_real_env(world_models["vae_mdn"][0], lambda f: f, "Walker2d-v4")
+    with pytest.raises(SpaceMismatchError, match=r"observations of shape \(17,\).*\(24,\)"):
+        evaluate_in_real_env(rssm, lambda f: f, "dmc:walker-walk")
+    with pytest.raises(ValueError, match="no reward or continue head"):
+        DreamEnv(LatentMLPWorldModel(17, 6), (torch.zeros(3, 32),))
+    with pytest.raises(ValueError, match="start_states is empty"):
+        DreamEnv(rssm, tuple(field[:0] for field in starts))
+    with pytest.raises(ValueError, match="built for 3 features"):
+        dreamer_in_dream(rssm, starts, DreamerConfig(), 1, actor_critic=DreamerActorCritic(3, rssm.action_space))

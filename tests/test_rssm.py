@@ -1,0 +1,132 @@
+"""The RSSM on real dm-control data: it learns, round-trips through a checkpoint, refuses bad input."""
+
+import gymnasium as gym
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from worldkit.checkpoints import save_pretrained
+from worldkit.data import SequenceDataModule, collect
+from worldkit.dream.protocol import WorldModel
+from worldkit.models.heads import symexp, symlog, two_hot
+from worldkit.models.rssm import PRESETS, RSSM, ObservationShapeError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small models gain nothing from a second thread, and lose much when other jobs hold the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def walker_store(tmp_path_factory):
+    """Three real dm-control walker-walk episodes (3,000 transitions) under random actions."""
+    return collect(tmp_path_factory.mktemp("walker") / "store", "dmc:walker-walk", episodes=3, seed=0, progress=False)
+
+
+def held_out_loss(model: RSSM, data: SequenceDataModule) -> dict[str, float]:
+    batch = next(iter(torch.utils.data.DataLoader(data.val_dataset, batch_size=32)))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return {k: v.item() for k, v in model.losses(batch).items() if k != "states"}
+
+
+@pytest.mark.parametrize("latent", ["categorical", "gaussian"])
+def test_rssm_loss_falls_on_real_dm_control_data(walker_store, latent):
+    torch.manual_seed(0)
+    data = SequenceDataModule(walker_store, 32, batch_size=16, val_fraction=0.34, seed=0)
+    data.setup()
+    model = RSSM(data.observation_space, data.action_space, size="tiny", latent=latent, lr=3e-3)
+    before = held_out_loss(model, data)
+    trainer = L.Trainer(max_steps=120, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(model, datamodule=data)
+    after = held_out_loss(model.eval(), data)
+    assert after["recon"] < 0.5 * before["recon"], (before, after)
+    assert after["loss"] < 0.6 * before["loss"], (before, after)
+    assert np.isfinite(trainer.callback_metrics["train/kl"].item())
+    assert isinstance(model, WorldModel)
+
+
+def test_checkpoint_round_trips_bit_exactly(tmp_path, walker_store):
+    space = walker_store.observation_space
+    model = RSSM(space, walker_store.action_space, size="tiny", reward_head="mse")
+    with torch.no_grad():  # non-zero everywhere, so a lost tensor would show
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.env_spec = walker_store.env_spec
+    loaded = RSSM.from_pretrained(save_pretrained(model, tmp_path / "rssm"))
+    assert loaded.env_spec == "dmc:walker-walk" and loaded.cfg == model.cfg
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    obs = torch.as_tensor(walker_store.episode(0)["obs"][:4])
+    outputs = []
+    for m in (model.eval(), loaded):
+        torch.manual_seed(1)
+        with torch.no_grad():
+            state = m.observe(m.initial_state(4), None, obs)
+            state, reward, cont = m.imagine(state, torch.zeros(4, 6), generator=torch.Generator().manual_seed(2))
+        outputs.append(torch.cat([m.features(state), reward[:, None], cont[:, None], m.decode(state)], -1))
+    assert torch.equal(*outputs)
+
+
+def test_pixel_rssm_trains_and_decodes_frames():
+    torch.manual_seed(0)
+    frames = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    model = RSSM(frames, gym.spaces.Discrete(3), size="tiny")
+    batch = {"obs": torch.randint(0, 256, (2, 5, 64, 64, 3), dtype=torch.uint8),
+             "action": torch.randint(0, 3, (2, 4)), "reward": torch.rand(2, 4),
+             "terminated": torch.zeros(2, 4, dtype=torch.bool), "mask": torch.ones(2, 4, dtype=torch.bool)}
+    optimizer = model.configure_optimizers()
+    losses = []
+    for _ in range(3):
+        loss = model.losses(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    state, _, _ = model.imagine(model.observe(model.initial_state(2), None, batch["obs"][:, 0]), torch.tensor([0, 2]))
+    pictures = model.decode(state)
+    assert pictures.shape == (2, 64, 64, 3) and 0 <= pictures.min() and pictures.max() <= 1
+
+
+def test_bad_input_gets_clear_errors():
+    state_space, actions = gym.spaces.Box(-np.inf, np.inf, (24,), np.float32), gym.spaces.Box(-1, 1, (6,))
+    model = RSSM(state_space, actions, size="tiny")
+    with pytest.raises(ObservationShapeError, match=r"\(24,\).*\(3, 17\)"):
+        model.observe(model.initial_state(3), None, torch.zeros(3, 17))
+    with pytest.raises(ValueError, match=r"actions of shape \(B, 6\)"):
+        model.imagine(model.initial_state(3), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="divisible by 16"):
+        RSSM(gym.spaces.Box(0, 255, (30, 40, 3), np.uint8), actions, size="tiny")
+    with pytest.raises(ValueError, match="size must be one of"):
+        RSSM(state_space, actions, size="huge")
+    with pytest.raises(ValueError, match="latent must be"):
+        RSSM(state_space, actions, size="tiny", latent="beta")
+
+
+def test_presets_and_temperature():
+    actions = gym.spaces.Box(-1, 1, (6,))
+    v1 = RSSM(gym.spaces.Box(-np.inf, np.inf, (24,), np.float32), actions, size="v1")
+    assert v1.cfg["latent"] == "gaussian" and v1.feature_dim == 200 + 30
+    assert {"tiny", "XS", "S", "M", "L", "XL"} <= set(PRESETS)
+    model = RSSM(gym.spaces.Box(-np.inf, np.inf, (24,), np.float32), actions, size="tiny")
+    start = model.observe(model.initial_state(64), None, torch.randn(64, 24))
+    with torch.no_grad():
+        cold = [model.imagine(start, torch.zeros(64, 6), temperature=0.0)[0].stoch for _ in range(2)]
+        warm = [model.imagine(start, torch.zeros(64, 6), temperature=1.0)[0].stoch for _ in range(2)]
+    assert torch.equal(*cold) and not torch.equal(*warm)  # temperature 0 is the likeliest step
+
+
+def test_two_hot_and_symlog():
+    bins = torch.linspace(-20, 20, 255)
+    values = torch.tensor([-3.7, 0.0, 0.123, 19.9])
+    weights = two_hot(values, bins)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(4))
+    torch.testing.assert_close((weights * bins).sum(-1), values)
+    torch.testing.assert_close(symexp(symlog(torch.tensor([-1e4, -1.0, 0.0, 5.0]))), torch.tensor([-1e4, -1.0, 0.0, 5.0]))

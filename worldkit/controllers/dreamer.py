@@ -1,0 +1,249 @@
+"""Dreamer's actor-critic: learned purely from imagined rollouts of any world model.
+
+From a batch of posterior states (filtered from real data), the actor imagines ``horizon`` steps;
+λ-returns mix the imagined rewards with a slowly updated critic's values:
+
+    R_t = r_{t+1} + γ c_{t+1} ((1 - λ) v_slow(s_{t+1}) + λ R_{t+1}),     R_H = v_slow(s_H)
+
+- continuous actions: the actor maximises R_t directly, its gradient flowing back through the
+  world model's dynamics, rewards and values (reparameterised samples, Dreamer V1/V2);
+- discrete actions: REINFORCE, log π(a_t | s_t) times the advantage R_t - v(s_t);
+- returns are divided by max(1, P95 - P5) of recent returns (DreamerV3's return normalisation),
+  so one entropy scale suits tasks of any reward scale;
+- the critic regresses R_t; its slow copy (an exponential moving average) makes the targets.
+
+Steps are weighted by the probability that the dream is still running (the product of γ c).
+The world model's weights are frozen while the actor-critic learns; gradients only pass through.
+"""
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from worldkit.checkpoints import checkpointable
+from worldkit.dream.protocol import State, WorldModel
+from worldkit.dream.rollout import select_state
+from worldkit.models.heads import mlp
+from worldkit.spaces import space_from_dict, space_to_dict
+
+
+@dataclass
+class DreamerConfig:
+    """The actor-critic's settings (each field is a recipe flag): DreamerV3's, except γ = 0.99,
+    Dreamer V1 and V2's (V3 uses 0.997)."""
+
+    horizon: int = 15
+    """imagined steps per update"""
+    gamma: float = 0.99
+    lam: float = 0.95
+    """λ of the λ-returns"""
+    actor_lr: float = 3e-5
+    critic_lr: float = 3e-5
+    entropy: float = 3e-4
+    """weight of the actor's entropy bonus (returns are normalised, so it is scale-free)"""
+    slow_critic_decay: float = 0.98
+    """share of itself the slow critic keeps at each update (the rest is the critic's)"""
+    return_decay: float = 0.99
+    """decay of the moving P5 and P95 of returns"""
+    grad_clip: float = 100.0
+    hidden: int = 256
+    layers: int = 2
+    temperature: float = 1.0
+    """the world model's sampling temperature while imagining"""
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.hidden < 1 or self.layers < 1:
+            raise ValueError("horizon, hidden and layers must be positive")
+        if not (0 < self.gamma <= 1 and 0 <= self.lam <= 1):
+            raise ValueError(f"gamma must be in (0, 1] and lam in [0, 1], got {self.gamma} and {self.lam}")
+
+
+@checkpointable
+class DreamerActorCritic(nn.Module):
+    """Actor, critic and slow critic (MLPs on a world model's features), with return statistics.
+
+    Box actions: a Gaussian with tanh-bounded mean and std in [0.1, 1], its samples clipped
+    (straight-through) into [-1, 1] and scaled to the Box's bounds. Discrete actions: a
+    categorical mixed with 1% uniform.
+    """
+
+    def __init__(self, feature_dim: int, action_space: "gym.Space | dict[str, Any]", hidden: int = 256,
+                 layers: int = 2):
+        super().__init__()
+        action_space = action_space if isinstance(action_space, dict) else space_to_dict(action_space)
+        self.hparams = {"feature_dim": feature_dim, "action_space": action_space, "hidden": hidden, "layers": layers}
+        self.action_space = space_from_dict(action_space)
+        self.continuous = isinstance(self.action_space, gym.spaces.Box)
+        if self.continuous and len(self.action_space.shape) != 1:
+            raise ValueError(f"the actor acts in Discrete or 1-D Box spaces, not {self.action_space}")
+        self.action_dim = self.action_space.shape[0] if self.continuous else int(self.action_space.n)
+        self.actor = mlp(feature_dim, hidden, layers, 2 * self.action_dim if self.continuous else self.action_dim)
+        self.critic = mlp(feature_dim, hidden, layers, 1)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("return_low", torch.zeros(()))
+        self.register_buffer("return_high", torch.zeros(()))
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        out = self.actor(features)
+        if self.continuous:
+            mean, std = out.chunk(2, -1)
+            std = 0.9 * torch.sigmoid(std + 2.0) + 0.1
+            return torch.distributions.Independent(torch.distributions.Normal(torch.tanh(mean), std), 1)
+        probs = 0.99 * out.softmax(-1) + 0.01 / self.action_dim
+        return torch.distributions.Categorical(probs=probs)
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Box samples clipped into [-1, 1] (gradients pass as if unclipped), scaled to the bounds."""
+        if not self.continuous:
+            return action
+        clipped = action + (action.clamp(-1, 1) - action).detach()
+        low, high = (torch.as_tensor(b, dtype=action.dtype, device=action.device)
+                     for b in (self.action_space.low, self.action_space.high))
+        return low + (clipped + 1) / 2 * (high - low)
+
+    @torch.no_grad()
+    def act(self, features: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Env-ready actions for features (B, feature_dim): sampled, or the mode."""
+        dist = self.distribution(features)
+        if deterministic:
+            action = dist.base_dist.mean if self.continuous else dist.probs.argmax(-1)
+        else:
+            action = dist.sample()
+        return self.to_env(action)
+
+
+class DreamerLearner:
+    """Trains a :class:`DreamerActorCritic` in any world model's imagination.
+
+    Args:
+        world_model: the model to dream in (frozen here).
+        config: the settings.
+        actor_critic: continue training this one instead of building a fresh one.
+    """
+
+    def __init__(self, world_model: WorldModel, config: DreamerConfig,
+                 actor_critic: DreamerActorCritic | None = None):
+        self.world_model, self.config = world_model, config
+        if actor_critic is None:
+            actor_critic = DreamerActorCritic(world_model.feature_dim, world_model.action_space,
+                                              config.hidden, config.layers)
+        elif space_to_dict(actor_critic.action_space) != space_to_dict(world_model.action_space) \
+                or actor_critic.hparams["feature_dim"] != world_model.feature_dim:
+            raise ValueError(f"the actor-critic was built for {actor_critic.hparams['feature_dim']} features and "
+                             f"{actor_critic.action_space}, the world model has {world_model.feature_dim} and "
+                             f"{world_model.action_space}")
+        device = world_model.features(world_model.initial_state(1)).device
+        self.actor_critic = actor_critic = actor_critic.to(device)
+        self.actor_optimizer = torch.optim.Adam(actor_critic.actor.parameters(), config.actor_lr, eps=1e-5)
+        self.critic_optimizer = torch.optim.Adam(actor_critic.critic.parameters(), config.critic_lr, eps=1e-5)
+
+    def train_step(self, start_states: State) -> dict[str, float]:
+        """One actor and one critic update from imagined rollouts of a batch of start states."""
+        cfg, ac = self.config, self.actor_critic
+        fields = [field.detach() for field in start_states]  # imagination starts here; no gradient goes further back
+        start = type(start_states)(*fields) if hasattr(start_states, "_fields") else tuple(fields)
+        with frozen(self.world_model), torch.set_grad_enabled(True):
+            features, rewards, continues, log_probs, entropies = self._imagine(start)
+            values = ac.slow_critic(features).squeeze(-1)  # (H+1, B); gradients reach the features
+            returns = lambda_returns(rewards, continues, values, cfg.gamma, cfg.lam)  # (H, B)
+            weights = torch.cat([torch.ones_like(continues[:1]), torch.cumprod(cfg.gamma * continues, 0)[:-1]]).detach()
+            scale = self._return_scale(returns.detach())
+            if ac.continuous:
+                objective = returns / scale
+            else:
+                objective = log_probs * ((returns - values[:-1]) / scale).detach()
+            actor_loss = -(weights * (objective + cfg.entropy * entropies)).mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            nn.utils.clip_grad_norm_(ac.actor.parameters(), cfg.grad_clip)
+            self.actor_optimizer.step()
+
+            predicted = ac.critic(features[:-1].detach()).squeeze(-1)
+            critic_loss = (weights * (predicted - returns.detach()).square()).mean()
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            nn.utils.clip_grad_norm_(ac.critic.parameters(), cfg.grad_clip)
+            self.critic_optimizer.step()
+        with torch.no_grad():
+            for slow, fast in zip(ac.slow_critic.parameters(), ac.critic.parameters()):
+                slow.lerp_(fast, 1 - cfg.slow_critic_decay)
+        return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
+                "imagined_return": returns[0].mean().item(), "imagined_reward": rewards.mean().item(),
+                "entropy": entropies.mean().item(), "return_scale": float(scale)}
+
+    def _imagine(self, state: State) -> tuple[torch.Tensor, ...]:
+        """Features (H+1, B, F), rewards, continues, log-probs and entropies (H, B)."""
+        ac, features, rewards, continues, log_probs, entropies = self.actor_critic, [], [], [], [], []
+        for _ in range(self.config.horizon):
+            feature = self.world_model.features(state)
+            dist = ac.distribution(feature.detach())
+            action = dist.rsample() if ac.continuous else dist.sample()
+            with contextlib.nullcontext() if ac.continuous else torch.no_grad():
+                state, reward, cont = self.world_model.imagine(state, ac.to_env(action),
+                                                               temperature=self.config.temperature)
+            features.append(feature)
+            log_probs.append(dist.log_prob(action))
+            entropies.append(dist.entropy())
+            rewards.append(reward)
+            continues.append(cont)
+        features.append(self.world_model.features(state))
+        return tuple(torch.stack(x) for x in (features, rewards, continues, log_probs, entropies))
+
+    def _return_scale(self, returns: torch.Tensor) -> torch.Tensor:
+        ac, decay = self.actor_critic, self.config.return_decay
+        low, high = torch.quantile(returns.flatten(), torch.tensor([0.05, 0.95], device=returns.device))
+        ac.return_low.lerp_(low, 1 - decay)
+        ac.return_high.lerp_(high, 1 - decay)
+        return torch.clamp(ac.return_high - ac.return_low, min=1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor_critic": self.actor_critic.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
+                "critic_optimizer": self.critic_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor_critic.load_state_dict(state["actor_critic"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+
+
+def lambda_returns(rewards: torch.Tensor, continues: torch.Tensor, values: torch.Tensor, gamma: float,
+                   lam: float) -> torch.Tensor:
+    """λ-returns (H, B) from rewards and continues (H, B) and values (H+1, B), bootstrapped from the last."""
+    returns, last = [], values[-1]
+    for t in reversed(range(len(rewards))):
+        last = rewards[t] + gamma * continues[t] * ((1 - lam) * values[t + 1] + lam * last)
+        returns.append(last)
+    return torch.stack(returns[::-1])
+
+
+def train_in_dream(world_model: WorldModel, start_states: State, config: DreamerConfig, steps: int, *,
+                   batch_size: int = 256, seed: int = 0,
+                   actor_critic: DreamerActorCritic | None = None) -> tuple[DreamerActorCritic, list[dict[str, float]]]:
+    """``steps`` updates, each from ``batch_size`` states drawn from the pool ``start_states``."""
+    learner = DreamerLearner(world_model, config, actor_critic)
+    rng = np.random.default_rng(seed)
+    history = []
+    for _ in range(steps):
+        index = torch.as_tensor(rng.integers(len(start_states[0]), size=batch_size), device=start_states[0].device)
+        history.append(learner.train_step(select_state(start_states, index)))
+    return learner.actor_critic, history
+
+
+@contextlib.contextmanager
+def frozen(module: Any) -> Iterator[None]:
+    """No gradient for the module's parameters (gradients still pass through it) while inside."""
+    parameters = [p for p in module.parameters() if p.requires_grad] if isinstance(module, nn.Module) else []
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)

@@ -1,0 +1,71 @@
+"""Building blocks shared by the RSSM and the Dreamer actor-critic: MLPs, symlog, two-hot rewards.
+
+symlog squashes large magnitudes (sign(x) log(1 + |x|)) so one network handles rewards and
+observations of any scale; two-hot regression predicts a distribution over fixed bins in symlog
+space, whose gradient does not grow with the size of the target (DreamerV3's reward head).
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+def mlp(inputs: int, hidden: int, layers: int, outputs: int | None = None) -> nn.Sequential:
+    """``layers`` x (Linear, LayerNorm, SiLU), then a Linear to ``outputs`` if given."""
+    modules: list[nn.Module] = []
+    for i in range(layers):
+        modules += [nn.Linear(inputs if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+    if outputs is not None:
+        modules.append(nn.Linear(hidden if layers else inputs, outputs))
+    return nn.Sequential(*modules)
+
+
+class ScalarHead(nn.Module):
+    """A scalar per input: plain regression (``"mse"``) or two-hot over symlog bins (``"twohot"``).
+
+    The two-hot head's last layer starts at zero, so its first predictions are 0 rather than
+    noise of the bins' scale.
+    """
+
+    def __init__(self, inputs: int, hidden: int, layers: int, kind: str = "mse", bins: int = 255):
+        super().__init__()
+        if kind not in ("mse", "twohot"):
+            raise ValueError(f"a scalar head is 'mse' or 'twohot', not {kind!r}")
+        self.kind = kind
+        self.net = mlp(inputs, hidden, layers, bins if kind == "twohot" else 1)
+        if kind == "twohot":
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)
+            self.register_buffer("bins", torch.linspace(-20, 20, bins), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted value (its mean), shape ``x.shape[:-1]``."""
+        out = self.net(x)
+        if self.kind == "mse":
+            return out.squeeze(-1)
+        return symexp((out.softmax(-1) * self.bins).sum(-1))
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss, shape ``target.shape``."""
+        out = self.net(x)
+        if self.kind == "mse":
+            return (out.squeeze(-1) - target).square()
+        return -(two_hot(symlog(target), self.bins) * out.log_softmax(-1)).sum(-1)
+
+
+def two_hot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Weights on the two bins around each value, summing to 1 and averaging to the value."""
+    x = x.clamp(bins[0], bins[-1])
+    above = torch.searchsorted(bins, x.contiguous()).clamp(1, len(bins) - 1)
+    below = above - 1
+    weight_above = (x - bins[below]) / (bins[above] - bins[below])
+    return (F.one_hot(below, len(bins)) * (1 - weight_above)[..., None]
+            + F.one_hot(above, len(bins)) * weight_above[..., None])
