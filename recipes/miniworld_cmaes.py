@@ -47,6 +47,10 @@ from worldkit.tracking import RunLogger, check_wandb_mode
 from worldkit.training import TrainerConfig, make_trainer
 
 
+PRETRAINED_VAE, PRETRAINED_MDNRNN = "sidewalk-vae", "sidewalk-mdnrnn"
+"""the shipped V and M (checkpoints/<name>/), which --pretrained reuses"""
+
+
 @dataclass
 class Config:
     """World Models (V + M + C, CMA-ES in the dream) on a MiniWorld task."""
@@ -54,6 +58,9 @@ class Config:
     env: str = "miniworld:Sidewalk"
     """any MiniWorld id with Discrete actions (miniworld:OneRoom, MiniWorld-Hallway-v0, ...)"""
     seeds: tuple[int, ...] = (0,)
+    pretrained: bool = False
+    """reuse the shipped V and M (checkpoints/sidewalk-vae, checkpoints/sidewalk-mdnrnn) instead of
+    training them; episodes are still collected, for the dreams' first frames and for the rounds"""
     frame_size: tuple[int, int] | None = None
     """(height, width) of the frames; MiniWorld's 60x80 if not given"""
     collect_episodes: int = 1500
@@ -164,6 +171,13 @@ def stage_collect(config: Config, env: str, run: Path, seed: int) -> EpisodeStor
 
 def stage_vae(config: Config, store: EpisodeStore, run: Path, seed: int) -> ConvVAE:
     folder = run / "checkpoints" / "vae"
+    if not folder.exists() and config.pretrained:
+        vae = ConvVAE.from_pretrained(PRETRAINED_VAE)
+        if vae.env_spec != store.env_spec or tuple(vae.frame_shape) != tuple(store.observation_space.shape):
+            raise ValueError(f"the shipped V ({PRETRAINED_VAE}) was trained on {vae.env_spec} frames of shape "
+                             f"{tuple(vae.frame_shape)}; this run collects {store.env_spec} frames of shape "
+                             f"{tuple(store.observation_space.shape)}: drop --pretrained to train V and M")
+        save_pretrained(vae, folder, metrics={"pretrained": PRETRAINED_VAE})
     if not folder.exists():
         vae = ConvVAE(store.observation_space.shape, config.latent_dim, config.vae_channels, config.vae_beta,
                       config.vae_kl_warmup_steps, config.vae_skips)
@@ -189,7 +203,9 @@ def stage_mdnrnn(config: Config, vae: ConvVAE, latents: LatentEpisodes, run: Pat
     """Train M on ``latents``: from scratch, or for ``round_mdn_steps`` more from the M in ``resume_from``."""
     folder = run / "checkpoints" / "world_model"
     if not folder.exists():
-        if resume_from is None:
+        if resume_from is None and config.pretrained:
+            mdnrnn, trainer_config = MDNRNN.from_pretrained(PRETRAINED_MDNRNN), None
+        elif resume_from is None:
             mdnrnn = MDNRNN(config.latent_dim, num_actions, config.hidden_dim, config.num_mixtures,
                             config.repulsion_weight)
             trainer_config = config.mdn_trainer
@@ -199,7 +215,8 @@ def stage_mdnrnn(config: Config, vae: ConvVAE, latents: LatentEpisodes, run: Pat
                                                  val_check_interval=min(config.mdn_trainer.val_check_interval,
                                                                         config.round_mdn_steps))
         data = LatentSequenceDataModule(latents, config.sequence_length, batch_size=config.mdn_batch_size, seed=seed)
-        metrics = _fit(mdnrnn, data, trainer_config, run / "mdnrnn", config)
+        metrics = _fit(mdnrnn, data, trainer_config, run / "mdnrnn", config) if trainer_config else {
+            "pretrained": PRETRAINED_MDNRNN}
         mdnrnn.env_spec = latents.env_spec
         save_pretrained(mdnrnn, run / "checkpoints" / "mdnrnn", metrics=metrics)
         save_pretrained(VAEMDNWorldModel.compose(vae, mdnrnn), folder, metrics=metrics)

@@ -23,3 +23,24 @@ def test_world_model_checkpoint_meets_its_card(name, env, tmp_path):
     assert error < 1.0, "the dynamics should beat predicting no change"
     assert error == pytest.approx(card["one_step_relative_latent_error"], rel=0.3)
     assert (CHECKPOINTS / name / "model.safetensors").stat().st_size < 20 * 2**20
+
+
+def test_sidewalk_vae_and_mdnrnn_meet_their_cards(tmp_path):
+    from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
+    from worldkit.models.mdnrnn import MDNRNN
+    from worldkit.models.vae import ConvVAE
+
+    vae, mdnrnn = ConvVAE.from_pretrained("sidewalk-vae"), MDNRNN.from_pretrained("sidewalk-mdnrnn")
+    card = json.loads((CHECKPOINTS / "sidewalk-vae" / "config.json").read_text())["metrics"]
+    store = collect(tmp_path, "miniworld:Sidewalk", episodes=20, seed=12345, progress=False)  # not the card's seed
+    frames = torch.cat([torch.from_numpy(episode["obs"]) for episode in store]).float() / 255
+    with torch.no_grad():
+        recon = torch.cat([vae.reconstruct(chunk) for chunk in (frames * 255).to(torch.uint8).split(256)])
+        latents = LatentEpisodes.encode(vae, store, progress=False)
+        [batch] = LatentSequenceDataModule(latents, 200, batch_size=len(latents), val_fraction=0).train_dataloader()
+        nll = mdnrnn.losses(batch)["nll"].item()
+    error = (recon - frames).pow(2).flatten(1).sum(-1).mean().item()
+    mean_frame = (frames - frames.mean(0)).pow(2).flatten(1).sum(-1).mean().item()
+    assert error < mean_frame / 4, "V should reconstruct far better than the mean frame"
+    assert error == pytest.approx(card["recon_error_per_frame"], rel=0.3)
+    assert nll == pytest.approx(card["next_latent_nll_per_step"], abs=8.0)  # nats per step

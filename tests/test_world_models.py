@@ -220,7 +220,7 @@ def test_latent_episodes_round_trip_and_windows(tmp_path):
     torch.testing.assert_close(loaded.first_latents(), torch.tensor(np.stack([e["mu"][0] for e in episodes])))
 
 
-def run_recipe(run_dir: Path) -> list[dict]:
+def run_recipe(run_dir: Path, *extra: str) -> list[dict]:
     """The recipe's main() in this process (imports are paid once), on a tiny budget."""
     spec = importlib.util.spec_from_file_location("miniworld_cmaes", ROOT / "recipes" / "miniworld_cmaes.py")
     recipe = sys.modules.setdefault("miniworld_cmaes", importlib.util.module_from_spec(spec))
@@ -230,7 +230,7 @@ def run_recipe(run_dir: Path) -> list[dict]:
              "--vae_trainer.val_check_interval=3", "--hidden_dim=16", "--mdn_trainer.max_steps=3",
              "--mdn_trainer.val_check_interval=3", "--cmaes.population=4", "--cmaes.generations=2",
              "--cmaes.rollouts=2", "--cmaes.horizon=10", "--eval_episodes=2", "--eval_workers=1",
-             "--dream_eval_rollouts=8", "--rounds=1", "--round_episodes=2", "--round_mdn_steps=2"]
+             "--dream_eval_rollouts=8", "--rounds=1", "--round_episodes=2", "--round_mdn_steps=2", *extra]
     return recipe.main(parse_config(recipe.Config, flags))
 
 
@@ -256,3 +256,15 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     written = {name: (run / name).stat().st_mtime_ns for name in artifacts}
     assert run_recipe(tmp_path) == [result]
     assert {name: (run / name).stat().st_mtime_ns for name in artifacts} == written  # every stage skipped
+
+
+def test_recipe_reuses_the_shipped_v_and_m_and_refuses_frames_they_cannot_read(tmp_path):
+    with pytest.raises(ValueError, match="drop --pretrained"):
+        run_recipe(tmp_path / "small", "--pretrained=True")  # 30x40 frames: the shipped V reads 60x80
+    [result] = run_recipe(tmp_path / "shipped", "--pretrained=True", "--frame_size", "60", "80", "--latent_dim=32",
+                          "--rounds=0")
+    run = tmp_path / "shipped" / "Sidewalk-seed0"
+    assert not (run / "vae").exists() and not (run / "mdnrnn").exists()  # nothing trained
+    torch.testing.assert_close(MDNRNN.from_pretrained(run / "checkpoints" / "mdnrnn").state_dict(),
+                               MDNRNN.from_pretrained("sidewalk-mdnrnn").state_dict())
+    assert result["real"]["episodes"] == 2
