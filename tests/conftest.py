@@ -25,3 +25,16 @@ def run_python():
         )
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For files of small models (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    they gain nothing from a second thread, and when other jobs keep both cores busy, torch's two
+    OpenMP threads wait on each other and a step takes up to 20x longer."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -28,14 +28,7 @@ from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These models are too small to gain from a second thread, and when other jobs keep both cores
-    busy, torch's two OpenMP threads wait on each other: a step then takes up to 20x longer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

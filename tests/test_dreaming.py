@@ -23,13 +23,7 @@ from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small models gain nothing from a second thread, and lose much when other jobs hold the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fit(module: L.LightningModule, data: L.LightningDataModule, steps: int) -> None:

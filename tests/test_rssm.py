@@ -13,13 +13,7 @@ from worldkit.models.heads import symexp, symlog, two_hot
 from worldkit.models.rssm import PRESETS, RSSM, ObservationShapeError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small models gain nothing from a second thread, and lose much when other jobs hold the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

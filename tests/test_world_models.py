@@ -25,14 +25,7 @@ from worldkit.models.vae import ConvVAE, FrameShapeError, latent_ranks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These models are too small to gain from a second thread, and when other jobs keep both cores
-    busy, torch's two OpenMP threads wait on each other: a step then takes up to 20x longer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fit(module: L.LightningModule, data: L.LightningDataModule, steps: int) -> L.Trainer:

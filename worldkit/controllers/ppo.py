@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from worldkit.controllers.normalize import EPSILON
-from worldkit.controllers.policy import PPOAgent, TanhMLP
+from worldkit.controllers.policy import PPOAgent
 from worldkit.controllers.rollout import PPOHook, Rollout, WeightedSamples, compute_gae
 from worldkit.envs import EnvSpec, make_vector_env
 
