@@ -105,11 +105,12 @@ def run_seed(config: Config, spec, seed: int) -> dict:
     logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name, group=f"{spec.name}-{config.method}")
     evaluations = read_jsonl(run_dir / "evaluations.jsonl") if resumed else []
     next_eval = (ppo.global_step // config.eval_every + 1) * config.eval_every
+    final_step = ppo_config.num_updates * ppo_config.batch_size  # total_steps rounded down to whole rollouts
 
     def after_update(metrics: dict) -> None:
         nonlocal next_eval
         logger.log({k: v for k, v in metrics.items() if np.isfinite(v)}, step=ppo.global_step)
-        if ppo.global_step >= next_eval or ppo.global_step >= config.total_steps:
+        if ppo.global_step >= next_eval or ppo.global_step >= final_step:  # and always after the last update
             result = evaluate(ppo.agent, spec, config.eval_episodes, seed=10_000 + seed)
             row = {"step": ppo.global_step, "mean_return": result["mean_return"], "std_return": result["std_return"]}
             evaluations.append(row)
