@@ -1,6 +1,7 @@
 """Recipe configs take a W&B agent's command line; runs log locally and to W&B offline."""
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -74,7 +75,9 @@ def test_wandb_offline_run_records_config_and_metrics(tmp_path):
     with RunLogger(tmp_path, {"latent_dim": 32}, mode="offline", project="worldkit-tests") as run:
         run.log({"episode_return_unusual_key": 1.5}, step=1)
     [run_file] = list(Path(tmp_path, "wandb").glob("offline-run-*/run-*.wandb"))
-    content = run_file.read_bytes()
+    deadline = time.monotonic() + 30  # W&B's service process may still be writing the file out
+    while b"episode_return_unusual_key" not in (content := run_file.read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert b"episode_return_unusual_key" in content and b"latent_dim" in content
 
 
