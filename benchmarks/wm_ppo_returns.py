@@ -5,8 +5,9 @@
 
 Each (env, method, seed) is one `recipes/wm_ppo_walker.py` run in `<run_dir>`; finished runs
 (with a summary.json) are skipped and killed ones resume, so the grid can be grown over several
-sittings. Writes benchmarks/results/wm_ppo_returns.json, one learning-curve PNG per env, and
-prints the markdown table that docs/benchmarks.md carries.
+sittings. Writes benchmarks/results/wm_ppo_returns.json (``wm_ppo_returns_<folder>.json`` for
+another ``--run_dir``), one learning-curve PNG per env, and prints the markdown table that
+docs/benchmarks.md carries.
 """
 
 import json
@@ -88,10 +89,10 @@ def report(config: Config) -> dict:
             }
             curves[method] = [tuple(zip(*f["train"])) for f in finished]
         if curves:
-            picture = learning_curves(curves, ROOT / "benchmarks" / "results" / f"wm_ppo_returns_{env}.png",
+            picture = learning_curves(curves, ROOT / "benchmarks" / "results" / f"{_name(config)}_{env}.png",
                                       title=f"{env}: training return (last 100 episodes), mean and 95% CI over seeds")
             (ROOT / "docs" / "img" / picture.name).write_bytes(picture.read_bytes())  # shown in docs/benchmarks.md
-    out = ROOT / "benchmarks" / "results" / "wm_ppo_returns.json"
+    out = ROOT / "benchmarks" / "results" / f"{_name(config)}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"| env | method | seeds | train return, last 100 episodes | deterministic eval | steps to {config.threshold:.0f} |")
     print("| --- | --- | ---: | ---: | ---: | --- |")
@@ -101,6 +102,13 @@ def report(config: Config) -> dict:
         print(f"| {env} | {method} | {len(r['seeds'])} | {r['final_train_mean']:,.0f} ± {r['final_train_std']:,.0f} "
               f"| {r['final_eval_mean']:,.0f} ± {r['final_eval_std']:,.0f} | {steps} |")
     return results
+
+
+def _name(config: Config) -> str:
+    """Results of the default grid are wm_ppo_returns.*; another run_dir's get its name added, so
+    a variant's report never overwrites the main one."""
+    folder = Path(config.run_dir).name
+    return "wm_ppo_returns" if folder == "wm_ppo" else f"wm_ppo_returns_{folder}"
 
 
 def _run_path(config: Config, env: str, method: str, seed: int) -> Path:

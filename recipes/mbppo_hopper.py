@@ -23,17 +23,15 @@ from pathlib import Path
 from typing import Literal
 
 import gymnasium as gym
-import numpy as np
-import torch
 
 from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
-from worldkit.controllers import PPO, PPOConfig, evaluate
+from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
 from worldkit.envs import make_vector_env, parse_spec
 from worldkit.plots import learning_curves
-from worldkit.runs import check_same_settings, drop_rows_after, read_jsonl, save_atomically, sweep_run_dir
-from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.runs import check_same_settings, read_jsonl, sweep_run_dir, train_ppo_in_run
+from worldkit.tracking import check_wandb_mode
 
 
 @dataclass
@@ -91,39 +89,10 @@ def run_seed(config: Config, spec, seed: int) -> dict:
         envs = hook.record(envs)
     ppo = PPO(ppo_config, envs, [hook] if hook else [])
 
-    state_file = run_dir / "state.pt"
-    resumed = state_file.exists()
-    if resumed:
-        state = torch.load(state_file, weights_only=True)
-        ppo.load_state_dict(state["ppo"])
-        if hook is not None:
-            hook.load_state_dict(state["mbppo"])
-        print(f"resuming {run_dir} at step {ppo.global_step}")
-        drop_rows_after(ppo.global_step, run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl")
-    logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name, group=f"{spec.name}-{config.method}")
-    evaluations = read_jsonl(run_dir / "evaluations.jsonl") if resumed else []
-    next_eval = (ppo.global_step // config.eval_every + 1) * config.eval_every
-    final_step = ppo_config.num_updates * ppo_config.batch_size  # total_steps rounded down to whole rollouts
-
-    def after_update(metrics: dict) -> None:
-        nonlocal next_eval
-        logger.log({k: v for k, v in metrics.items() if np.isfinite(v)}, step=ppo.global_step)
-        if ppo.global_step >= next_eval or ppo.global_step >= final_step:  # and always after the last update
-            result = evaluate(ppo.agent, spec, config.eval_episodes, seed=10_000 + seed)
-            row = {"step": ppo.global_step, "mean_return": result["mean_return"], "std_return": result["std_return"]}
-            evaluations.append(row)
-            with open(run_dir / "evaluations.jsonl", "a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            logger.log({"eval/mean_return": row["mean_return"]}, step=ppo.global_step)
-            _save_checkpoints(run_dir, ppo, hook, {"eval_mean_return": row["mean_return"], "steps": ppo.global_step})
-            save_atomically({"ppo": ppo.state_dict(), "mbppo": hook.state_dict() if hook else {}}, state_file)
-            next_eval += config.eval_every
-
-    try:
-        ppo.learn(progress=config.progress, callback=after_update)
-    finally:
-        envs.close()
-
+    evaluations, logger = train_ppo_in_run(
+        ppo, spec, run_dir, config, parts={"mbppo": hook} if hook else {},
+        on_evaluation=lambda row: _save_checkpoints(run_dir, ppo, hook, {"eval_mean_return": row["mean_return"],
+                                                                        "steps": ppo.global_step}))
     summary = _write_artifacts(config, spec, run_dir, ppo, hook, evaluations, logger)
     logger.finish()
     return summary

@@ -12,9 +12,11 @@ when that result exists, so a killed run started again with the same flags resum
 3. encode the episodes and train M on the latent sequences      -> latents.npz, checkpoints/mdnrnn/
 4. CMA-ES on a linear controller, entirely in M's dream         -> checkpoints/controller/, cmaes.jsonl, cmaes_curve.png
 5. ``--rounds`` times, World Models' iterative training: the controller (with some random actions)
-   collects real episodes, M goes on training on all episodes, and CMA-ES searches again
-                                                                -> round<i>/ (the same files)
-6. evaluate the last controller in the real env (parallel workers) and in the dream
+   collects real episodes, M goes on training on all episodes, and CMA-ES searches again, starting
+   from the previous controller                                 -> round<i>/ (the same files)
+6. keep the stage whose controller does best in ``--select_episodes`` real episodes
+                                                                -> selection.json
+7. evaluate that controller in the real env (100 other seeds, parallel workers) and in the dream
                                                                 -> evaluation.json, real_vs_dream.gif
 
 Why rounds: random play rarely reaches Sidewalk's box, so M first learns little of what follows
@@ -49,6 +51,8 @@ from worldkit.training import TrainerConfig, make_trainer
 
 PRETRAINED_VAE, PRETRAINED_MDNRNN = "sidewalk-vae", "sidewalk-mdnrnn"
 """the shipped V and M (checkpoints/<name>/), which --pretrained reuses"""
+SELECTION_SEEDS, EVALUATION_SEEDS = 50_000, 10_000
+"""first real-env seeds of the controller selection (plus 1000 per run seed) and of the evaluation (plus the seed)"""
 
 
 @dataclass
@@ -90,6 +94,11 @@ class Config:
     """probability that a collecting step takes a forward-biased random action instead"""
     round_mdn_steps: int = 1500
     """M's further training steps in each round, on all episodes so far"""
+    round_warm_start: bool = True
+    """each round's CMA-ES starts from the previous round's controller rather than from zero"""
+    select_episodes: int = 50
+    """real episodes (seeds apart from the evaluation's) that score each stage's controller, to keep the
+    best one; 0 keeps the last. The controllers are still trained only in dreams"""
     eval_episodes: int = 100
     eval_workers: int = 2
     dream_eval_rollouts: int = 1024
@@ -107,8 +116,8 @@ class Config:
                self.round_episodes, self.round_mdn_steps) < 1:
             raise ValueError("collect_episodes, eval_episodes, eval_workers, dream_eval_rollouts, round_episodes and "
                              "round_mdn_steps must be positive")
-        if self.rounds < 0:
-            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+        if self.rounds < 0 or self.select_episodes < 0:
+            raise ValueError(f"rounds and select_episodes must be >= 0, got {self.rounds} and {self.select_episodes}")
         if not 0 <= self.round_explore <= 1:
             raise ValueError(f"round_explore must be in [0, 1], got {self.round_explore}")
         if self.threads < 0:
@@ -147,15 +156,20 @@ def run_seed(config: Config, env: str, name: str, seed: int) -> dict:
     num_actions = int(store.action_space.n)
     world_model = stage_mdnrnn(config, vae, latents, run, seed, num_actions)
     controller = stage_cmaes(config, world_model, _start_states(world_model, latents), run, seed)
-    stage = run
+    stages = [run]
     for round_index in range(1, config.rounds + 1):
-        previous, stage = stage, run / f"round{round_index}"
-        store = stage_round_collect(config, env, world_model, controller, stage, seed * 1000 + round_index)
-        latents = LatentEpisodes(latents.episodes + stage_latents(config, vae, store, stage).episodes, latents.env_spec)
-        world_model = stage_mdnrnn(config, vae, latents, stage, seed, num_actions, resume_from=previous)
-        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), stage, seed)
+        stages.append(run / f"round{round_index}")
+        store = stage_round_collect(config, env, world_model, controller, stages[-1], seed * 1000 + round_index)
+        latents = LatentEpisodes(latents.episodes + stage_latents(config, vae, store, stages[-1]).episodes,
+                                 latents.env_spec)
+        world_model = stage_mdnrnn(config, vae, latents, stages[-1], seed, num_actions, resume_from=stages[-2])
+        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), stages[-1], seed,
+                                 initial=controller if config.round_warm_start else None)
+    chosen = stage_select(config, env, stages, run, seed)
+    world_model = VAEMDNWorldModel.from_pretrained(chosen / "checkpoints" / "world_model")
+    controller = LinearController.from_pretrained(chosen / "checkpoints" / "controller")
     return stage_evaluate(config, world_model, controller, _start_states(world_model, latents), latents, env, run,
-                          stage, seed)
+                          chosen, seed)
 
 
 def _start_states(world_model: VAEMDNWorldModel, latents: LatentEpisodes):
@@ -237,7 +251,8 @@ def stage_round_collect(config: Config, env: str, world_model: VAEMDNWorldModel,
     return store
 
 
-def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run: Path, seed: int) -> LinearController:
+def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run: Path, seed: int,
+                initial: LinearController | None = None) -> LinearController:
     folder = run / "checkpoints" / "controller"
     if not folder.exists():
         cmaes = _with_seed(config.cmaes, seed)
@@ -249,7 +264,8 @@ def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run
                 history.write(json.dumps(row) + "\n")
                 logger.log({f"cmaes/{k}": v for k, v in row.items() if k != "generation"}, step=row["generation"])
 
-            result = train_in_dream(world_model, start_states, cmaes, callback=record, progress=config.progress)
+            result = train_in_dream(world_model, start_states, cmaes, initial=initial, callback=record,
+                                    progress=config.progress)
         save_pretrained(result.controller, folder, metrics=result.history[-1])
     if not (run / "cmaes_curve.png").exists():
         _cmaes_curve([json.loads(line) for line in (run / "cmaes.jsonl").read_text().splitlines()],
@@ -257,10 +273,35 @@ def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run
     return LinearController.from_pretrained(folder)
 
 
+def stage_select(config: Config, env: str, stages: list[Path], run: Path, seed: int) -> Path:
+    """The stage whose controller (acting through its own stage's V and M) succeeds most often in
+    ``select_episodes`` real episodes; the last stage when there is one or ``select_episodes`` is 0.
+
+    Why: a round's search can find a way to exploit its dream that the real env does not reward,
+    and then its controller is worse than an earlier one. The selection episodes' seeds are apart
+    from the evaluation's, so the evaluation stays a fair test."""
+    path = run / "selection.json"
+    if len(stages) == 1 or config.select_episodes == 0:
+        return stages[-1]
+    if not path.exists():
+        scores = {}
+        for stage in stages:
+            real = evaluate_in_env(VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model"),
+                                   LinearController.from_pretrained(stage / "checkpoints" / "controller"), env,
+                                   config.select_episodes, seed=SELECTION_SEEDS + 1000 * seed,
+                                   workers=config.eval_workers, size=config.frame_size, progress=config.progress)
+            scores[str(stage.relative_to(run))] = {key: real[key] for key in ("success_rate", "mean_return", "mean_steps")}
+        best = max(scores, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
+        path.write_text(json.dumps({"episodes": config.select_episodes, "stages": scores, "chosen": best}, indent=2))
+        print(f"{run.name}: real success of each stage's controller in {config.select_episodes} episodes: "
+              + ", ".join(f"{Path(stage).name} {score['success_rate']:.0%}" for stage, score in scores.items()))
+    return run / json.loads(path.read_text())["chosen"]
+
+
 @torch.no_grad()
 def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: LinearController, start_states,
                    latents: LatentEpisodes, env: str, run: Path, final: Path, seed: int) -> dict:
-    """The controller of the last stage (``final``: the run itself, or its last round) in the real
+    """The controller of the chosen stage (``final``: the run itself, or one of its rounds) in the real
     env and in the dream; logged with the run's pictures and checkpoints (W&B and ``eval/``)."""
     path = run / "evaluation.json"
     if path.exists():
@@ -270,7 +311,7 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
     starts = select_state(start_states, torch.randint(len(latents), (config.dream_eval_rollouts,), generator=generator))
     dream = imagine_rollout(world_model, starts, controller.act, cmaes.horizon, temperature=cmaes.temperature,
                             generator=generator)
-    real = evaluate_in_env(world_model, controller, env, config.eval_episodes, seed=10_000 + seed,
+    real = evaluate_in_env(world_model, controller, env, config.eval_episodes, seed=EVALUATION_SEEDS + seed,
                            workers=config.eval_workers, size=config.frame_size, progress=config.progress)
     data_successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in latents.episodes]
     result = {

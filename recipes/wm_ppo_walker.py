@@ -2,6 +2,7 @@
 
     python recipes/wm_ppo_walker.py                       # WM-PPO, Walker2d-v4, 1M steps
     python recipes/wm_ppo_walker.py --method=ppo --env=HalfCheetah-v4 --seeds 1 2 3
+    python recipes/wm_ppo_walker.py --method=ppo --env=HalfCheetah-v4 --ppo_preset=rl_zoo_halfcheetah
     python recipes/wm_ppo_walker.py --help                # every flag
 
 Each seed writes to ``<run_dir>/<env>-<method>-seed<k>/``: metrics (JSONL/CSV), evaluations,
@@ -22,14 +23,14 @@ import torch
 
 from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
-from worldkit.controllers import PPO, PPOConfig, evaluate
+from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.wm_ppo import WorldModelAssist
 from worldkit.envs import make_env, make_vector_env, parse_spec
 from worldkit.intrinsic.icm import ICM
 from worldkit.models import LatentMLPWorldModel
 from worldkit.plots import filmstrip, latent_map, learning_curves
-from worldkit.runs import check_same_settings, drop_rows_after, read_jsonl, save_atomically, sweep_run_dir
-from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.runs import check_same_settings, read_jsonl, sweep_run_dir, train_ppo_in_run
+from worldkit.tracking import check_wandb_mode
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Config:
     run_dir: str = "runs/wm_ppo"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
     progress: bool = True
+    ppo_preset: Literal["cleanrl", "rl_zoo_halfcheetah"] = "cleanrl"
+    """PPO's hyperparameters to start from; --ppo.* flags override them (see PPOConfig.preset)"""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """PPO's hyperparameters (total_steps and seed are set from the flags above)"""
 
@@ -96,35 +99,7 @@ def run_seed(config: Config, spec, seed: int) -> dict:
         hooks.append(ICM(obs_dim, action_dim, eta=config.alpha))
     ppo = PPO(ppo_config, envs, hooks)
 
-    state_file = run_dir / "state.pt"
-    resumed = state_file.exists()
-    if resumed:
-        ppo.load_state_dict(torch.load(state_file, weights_only=True))
-        print(f"resuming {run_dir} at step {ppo.global_step}")
-        drop_rows_after(ppo.global_step, run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl")
-    logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name, group=f"{spec.name}-{config.method}")
-    evaluations = read_jsonl(run_dir / "evaluations.jsonl") if resumed else []
-    next_eval = (ppo.global_step // config.eval_every + 1) * config.eval_every
-    final_step = ppo_config.num_updates * ppo_config.batch_size  # total_steps rounded down to whole rollouts
-
-    def after_update(metrics: dict) -> None:
-        nonlocal next_eval
-        logger.log({k: v for k, v in metrics.items() if np.isfinite(v)}, step=ppo.global_step)
-        if ppo.global_step >= next_eval or ppo.global_step >= final_step:  # and always after the last update
-            result = evaluate(ppo.agent, spec, config.eval_episodes, seed=10_000 + seed)
-            row = {"step": ppo.global_step, "mean_return": result["mean_return"], "std_return": result["std_return"]}
-            evaluations.append(row)
-            with open(run_dir / "evaluations.jsonl", "a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            logger.log({"eval/mean_return": row["mean_return"]}, step=ppo.global_step)
-            save_atomically(ppo.state_dict(), state_file)
-            next_eval += config.eval_every
-
-    try:
-        ppo.learn(progress=config.progress, callback=after_update)
-    finally:
-        envs.close()
-
+    evaluations, logger = train_ppo_in_run(ppo, spec, run_dir, config)
     summary = _write_artifacts(config, spec, run_dir, ppo, world_model, evaluations, logger)
     logger.finish()
     return summary
@@ -197,5 +172,14 @@ def _latent_tsne(world_model, ppo: PPO, states: np.ndarray, path: Path) -> Path:
 _RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress"}
 
 
+def parse(args: list[str] | None = None) -> Config:
+    """The command line's config, its --ppo.* flags applied over the chosen --ppo_preset."""
+    config = parse_config(Config, args)
+    if config.ppo_preset == "cleanrl":
+        return config
+    return parse_config(Config, args, default=Config(ppo_preset=config.ppo_preset,
+                                                      ppo=PPOConfig.preset(config.ppo_preset)))
+
+
 if __name__ == "__main__":
-    main(parse_config(Config))
+    main(parse())

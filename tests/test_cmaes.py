@@ -1,5 +1,6 @@
 """C: the linear controller, CMA-ES with the population as one batch, real-env evaluation in workers."""
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -77,6 +78,21 @@ def test_cmaes_improves_the_controller_in_a_dream(dream_model, deterministic):
     assert result.history[-1]["mean"] > result.history[0]["mean"]
     assert [row["generation"] for row in result.history] == list(range(generations))
     assert result.history[-1]["sigma"] != config.sigma0
+
+
+def test_a_warm_start_begins_the_search_at_the_given_controller(dream_model):
+    starts = start_states(dream_model, 8)
+    config = CMAESConfig(population=8, generations=6, rollouts=8, horizon=30, temperature=0.0, sigma0=0.5,
+                         deterministic=True)
+    trained = train_in_dream(dream_model, starts, config, progress=False)
+    once = dataclasses.replace(config, generations=1, seed=1)
+    cold = train_in_dream(dream_model, starts, once, progress=False).history[0]["mean_candidate"]
+    warm = train_in_dream(dream_model, starts, once, initial=trained.controller, progress=False)
+    assert warm.history[0]["mean_candidate"] > cold + 1.0  # generation 0's mean is the trained controller
+    torch.testing.assert_close(LinearController(dream_model.feature_dim, 3).load_vector(
+        trained.controller.vector()).weight, trained.controller.weight)
+    with pytest.raises(ValueError, match="initial controller has 4 parameters"):
+        train_in_dream(dream_model, starts, once, initial=LinearController(1, 2), progress=False)
 
 
 def test_controller_checkpoint_round_trip_and_sampling(tmp_path):

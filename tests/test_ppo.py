@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from worldkit.checkpoints import save_pretrained
+from worldkit.checkpoints import from_pretrained, save_pretrained
 from worldkit.controllers import PPO, PPOAgent, PPOConfig, PPOHook, compute_gae, evaluate
 from worldkit.controllers.normalize import RunningMeanStd
 from worldkit.envs import make_vector_env
@@ -242,6 +242,7 @@ def test_the_env_must_autoreset_on_the_same_step_and_match_num_envs():
         (dict(hidden_sizes=()), "hidden_sizes must be one or more positive widths"),
         (dict(ent_coef=-0.01), "ent_coef must be non-negative"),
         (dict(torch_threads=0), "torch_threads must be at least 1 or None"),
+        (dict(activation="gelu"), "activation must be 'tanh' or 'relu'"),
         (dict(num_steps=64, num_envs=1, num_minibatches=64), "minibatches of at least 2"),
     ],
 )
@@ -321,6 +322,21 @@ def test_normalisation_statistics_are_checkpointed_and_frozen_in_evaluation(tmp_
         torch.testing.assert_close(loaded.state_dict()[key], value)  # stored as float32
     obs = torch.randn(16, 3)
     torch.testing.assert_close(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))
+
+
+def test_rl_zoo_style_agent_options_survive_a_checkpoint(tmp_path):
+    """ReLU, PyTorch's default initialisation and a narrow first policy (RL Zoo's HalfCheetah tuning)."""
+    obs_space, action_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Box(-1, 1, (2,), np.float32)
+    torch.manual_seed(0)
+    agent = PPOAgent(obs_space, action_space, (8, 8), activation="relu", log_std_init=-2.0, ortho_init=False)
+    assert torch.equal(agent.log_std, torch.full((2,), -2.0))
+    assert agent.actor.layers[0].bias.abs().sum() > 0  # the orthogonal scheme zeroes biases
+    x = torch.randn(64, 3)
+    manual = agent.actor.layers[1](torch.relu(agent.actor.layers[0](x)))
+    torch.testing.assert_close(agent.actor.layers[2](torch.relu(manual)), agent.actor(x))
+    loaded = from_pretrained(save_pretrained(agent, tmp_path / "agent"))
+    assert loaded.hparams["activation"] == "relu" and loaded.hparams["log_std_init"] == -2.0
+    torch.testing.assert_close(loaded.actor(x), agent.actor(x))
 
 
 def test_actions_are_clipped_only_on_the_way_to_the_env():

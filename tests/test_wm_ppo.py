@@ -101,9 +101,11 @@ def run_recipe(run_dir: Path, *flags: str, timeout: float = 400) -> subprocess.C
 
 def test_recipe_runs_end_to_end_and_writes_every_artifact(tmp_path):
     result = run_recipe(tmp_path, "--total_steps=4096", "--eval_every=2048", "--eval_episodes=1",
-                        "--ppo.num_steps=1024", "--latent_dim=16")
+                        "--ppo_preset=rl_zoo_halfcheetah", "--ppo.num_steps=1024", "--latent_dim=16")
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "Walker2d-v4-wm_ppo-seed1"
+    ppo = json.loads((run / "config.json").read_text())["ppo"]
+    assert (ppo["num_steps"], ppo["activation"], ppo["update_epochs"]) == (1024, "relu", 20)  # flag over preset
     for name in ["metrics.jsonl", "metrics.csv", "config.json", "evaluations.jsonl", "summary.json",
                  "learning_curve.png", "gait_filmstrip.png", "latent_tsne.png",
                  "checkpoints/policy/model.safetensors", "checkpoints/world_model/model.safetensors"]:

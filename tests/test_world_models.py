@@ -223,7 +223,7 @@ def run_recipe(run_dir: Path, *extra: str) -> list[dict]:
              "--vae_trainer.val_check_interval=3", "--hidden_dim=16", "--mdn_trainer.max_steps=3",
              "--mdn_trainer.val_check_interval=3", "--cmaes.population=4", "--cmaes.generations=2",
              "--cmaes.rollouts=2", "--cmaes.horizon=10", "--eval_episodes=2", "--eval_workers=1",
-             "--dream_eval_rollouts=8", "--rounds=1", "--round_episodes=2", "--round_mdn_steps=2", *extra]
+             "--dream_eval_rollouts=8", "--rounds=1", "--round_episodes=2", "--round_mdn_steps=2", "--select_episodes=2", *extra]
     return recipe.main(parse_config(recipe.Config, flags))
 
 
@@ -231,14 +231,16 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     [result] = run_recipe(tmp_path)
     run = tmp_path / "Sidewalk-seed0"
     artifacts = ["recon_grid.png", "latents.npz", "cmaes.jsonl", "cmaes_curve.png", "real_vs_dream.gif",
-                 "evaluation.json", *(f"checkpoints/{n}/model.safetensors"
+                 "evaluation.json", "selection.json", *(f"checkpoints/{n}/model.safetensors"
                                       for n in ("vae", "mdnrnn", "world_model", "controller"))]
     artifacts += [f"round1/{name}" for name in artifacts if "recon" not in name and "vae" not in name
-                  and name not in ("real_vs_dream.gif", "evaluation.json")]
+                  and name not in ("real_vs_dream.gif", "evaluation.json", "selection.json")]
     for name in artifacts:
         assert (run / name).exists(), name
     assert json.loads((run / "evaluation.json").read_text()) == result
-    assert result["controller"] == str(run / "round1" / "checkpoints" / "controller")
+    selection = json.loads((run / "selection.json").read_text())
+    assert set(selection["stages"]) == {".", "round1"} and selection["episodes"] == 2
+    assert result["controller"] == str(run / selection["chosen"] / "checkpoints" / "controller")
     assert len(LatentEpisodes.load(run / "round1" / "latents.npz")) == 2  # the controller's own episodes
     [logged] = [json.loads(line) for line in (run / "eval" / "metrics.jsonl").read_text().splitlines()]
     assert logged["eval/success_rate"] == result["real"]["success_rate"]  # what a sweep reads

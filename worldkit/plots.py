@@ -1,5 +1,6 @@
 """Pictures of results: learning curves, filmstrips, latent maps. Each function writes one PNG."""
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def learning_curves(curves: Mapping[str, Sequence[tuple[Sequence[float], Sequenc
         if len(runs) > 1:
             half_width = 1.96 * values.std(0, ddof=1) / np.sqrt(len(runs))
             axes.fill_between(grid, mean - half_width, mean + half_width, alpha=0.2)
-    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.set(xlabel=xlabel, ylabel=ylabel)
+    axes.set_title(textwrap.fill(title, 70), fontsize="medium")  # long titles wrap instead of running off
     axes.grid(alpha=0.3)
     axes.legend()
     return _save(figure, path)

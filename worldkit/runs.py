@@ -7,15 +7,71 @@ on. Shared by every recipe, so they all resume the same way.
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from worldkit.tracking import config_dict
+from worldkit.tracking import RunLogger, config_dict
 
-__all__ = ["check_same_settings", "drop_rows_after", "read_jsonl", "save_atomically", "sweep_run_dir"]
+__all__ = ["check_same_settings", "drop_rows_after", "read_jsonl", "save_atomically", "sweep_run_dir",
+           "train_ppo_in_run"]
+
+
+def train_ppo_in_run(ppo, spec, run_dir: Path, config: Any, *, parts: "dict[str, Any] | None" = None,
+                     on_evaluation: "Callable[[dict], None] | None" = None) -> tuple[list[dict], RunLogger]:
+    """Train ``ppo`` (a :class:`worldkit.controllers.PPO`) as every PPO recipe does, in ``run_dir``.
+
+    Resumes from the folder's ``state.pt`` if there is one, logs each update, evaluates the
+    deterministic policy every ``config.eval_every`` steps and after the last update
+    (``config.eval_episodes`` episodes, seeds from 10,000 + the seed), and saves the state then.
+    ``parts`` are further objects with ``state_dict``/``load_state_dict`` saved with PPO's (a
+    hook's model, say); ``on_evaluation`` gets each evaluation's row, after it is written.
+
+    Returns:
+        The evaluation rows (those of earlier sittings too) and the open logger (the caller
+        logs its artifacts and calls ``finish``). PPO's envs are closed.
+    """
+    from worldkit.controllers.ppo import evaluate
+
+    parts = parts or {}
+    state_file = run_dir / "state.pt"
+    resumed = state_file.exists()
+    if resumed:
+        state = torch.load(state_file, weights_only=True)
+        ppo.load_state_dict(state["ppo"])
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        print(f"resuming {run_dir} at step {ppo.global_step}")
+        drop_rows_after(ppo.global_step, run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl")
+    logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name, group=f"{spec.name}-{config.method}")
+    evaluations = read_jsonl(run_dir / "evaluations.jsonl") if resumed else []
+    next_eval = (ppo.global_step // config.eval_every + 1) * config.eval_every
+    final_step = ppo.config.num_updates * ppo.config.batch_size  # total_steps rounded down to whole rollouts
+
+    def after_update(metrics: dict) -> None:
+        nonlocal next_eval
+        logger.log({k: v for k, v in metrics.items() if np.isfinite(v)}, step=ppo.global_step)
+        if ppo.global_step >= next_eval or ppo.global_step >= final_step:  # and always after the last update
+            result = evaluate(ppo.agent, spec, config.eval_episodes, seed=10_000 + ppo.config.seed)
+            row = {"step": ppo.global_step, "mean_return": result["mean_return"], "std_return": result["std_return"]}
+            evaluations.append(row)
+            with open(run_dir / "evaluations.jsonl", "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            logger.log({"eval/mean_return": row["mean_return"]}, step=ppo.global_step)
+            if on_evaluation is not None:
+                on_evaluation(row)
+            save_atomically({"ppo": ppo.state_dict(), **{name: part.state_dict() for name, part in parts.items()}},
+                            state_file)
+            next_eval += config.eval_every
+
+    try:
+        ppo.learn(progress=config.progress, callback=after_update)
+    finally:
+        ppo.envs.close()
+    return evaluations, logger
 
 
 def save_atomically(state: dict, path: Path) -> None:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from worldkit.checkpoints import checkpointable, from_pretrained, save_pretrained
 from worldkit.dream.protocol import State, WorldModel
+from worldkit.dream.real import evaluate_in_real_env
 from worldkit.dream.rollout import DreamRollout, imagine_rollout, repeat_state, select_state
 from worldkit.spaces import space_from_dict, space_to_dict
 
@@ -108,6 +109,10 @@ class LinearController(nn.Module):
         self.bias.copy_(bias[0])
         return self
 
+    def vector(self) -> np.ndarray:
+        """W and b as one flat vector, the inverse of :meth:`load_vector`."""
+        return torch.cat([self.weight.detach().reshape(-1), self.bias.detach()]).cpu().numpy()
+
     @torch.no_grad()
     def act(self, features: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Integer actions (B,), or Box actions (B, A), for features (B, feature_dim)."""
@@ -152,7 +157,7 @@ class CMAESConfig:
     """candidates per generation"""
     generations: int = 100
     sigma0: float = 0.1
-    """initial step size of the search around W = 0, b = 0"""
+    """initial step size of the search around its start (W = 0, b = 0, or a warm start's controller)"""
     rollouts: int = 16
     """dreams per candidate per generation (shared start states)"""
     horizon: int = 150
@@ -201,6 +206,7 @@ class CMAESResult:
 
 
 def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESConfig, *,
+                   initial: LinearController | None = None,
                    callback: Callable[[dict[str, float]], None] | None = None,
                    progress: bool = True) -> CMAESResult:
     """Optimise a :class:`LinearController` with CMA-ES on dreamed returns.
@@ -210,12 +216,17 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESCo
         start_states: a pool of states filtered from real first frames; each generation draws
             ``config.rollouts`` of them (with replacement) for all its candidates.
         config: the search's settings.
+        initial: a controller to centre the first generation on (a warm start); W = 0, b = 0 if None.
         callback: called with each generation's row of the history.
         progress: show a progress bar.
     """
     outputs = action_size(world_model.action_space)
     dim = world_model.feature_dim * outputs + outputs
-    strategy = cma.CMAEvolutionStrategy(np.zeros(dim), config.sigma0,
+    start = np.zeros(dim) if initial is None else initial.vector().astype(np.float64)
+    if len(start) != dim:
+        raise ValueError(f"the initial controller has {len(start)} parameters; a linear controller on this world "
+                         f"model's {world_model.feature_dim} features and {outputs} outputs has {dim}")
+    strategy = cma.CMAEvolutionStrategy(start, config.sigma0,
                                         {"popsize": config.population, "seed": config.seed + 1, "verbose": -9})
     device = start_states[0].device
     generator = torch.Generator(device).manual_seed(config.seed)
@@ -294,17 +305,9 @@ def _start_worker(env_spec: str, size: tuple[int, int] | None, model_dir: str, c
                    controller=from_pretrained(controller_dir))
 
 
-@torch.no_grad()
 def _run_episode(seed: int) -> dict[str, Any]:
-    env, world_model, controller = _WORKER["env"], _WORKER["world_model"], _WORKER["controller"]
-    generator = torch.Generator().manual_seed(seed)
-    obs, _ = env.reset(seed=seed)
-    state = world_model.observe(world_model.initial_state(1), None, torch.from_numpy(obs)[None])
-    total, steps = 0.0, 0
-    while True:
-        action = controller.act(world_model.features(state), generator)
-        obs, reward, terminated, truncated, _ = env.step(int(action[0]) if controller.box is None else action[0].numpy())
-        total, steps = total + float(reward), steps + 1
-        if terminated or truncated:
-            return {"return": total, "length": steps, "success": bool(terminated and reward > 0)}
-        state = world_model.observe(state, action, torch.from_numpy(obs)[None])
+    world_model, controller = _WORKER["world_model"], _WORKER["controller"]
+    generator = torch.Generator().manual_seed(seed)  # the episode's action samples, whichever worker runs it
+    result = evaluate_in_real_env(world_model, lambda features: controller.act(features, generator), _WORKER["env"],
+                                  seed=seed)
+    return {"return": result["returns"][0], "length": result["lengths"][0], "success": result["successes"][0]}

@@ -1,4 +1,4 @@
-"""The actor-critic that PPO trains: tanh MLPs over optional features, with normalisation buffers."""
+"""The actor-critic that PPO trains: MLPs over optional features, with normalisation buffers."""
 
 import math
 from collections.abc import Sequence
@@ -14,14 +14,15 @@ from worldkit.checkpoints import checkpointable
 from worldkit.controllers.normalize import ArrayT, RunningMeanStd
 from worldkit.spaces import space_from_dict, space_to_dict
 
-__all__ = ["PPOAgent", "TanhMLP"]
+__all__ = ["MLP", "PPOAgent"]
 
 _LOG_2PI = math.log(2 * math.pi)
+_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 @checkpointable
 class PPOAgent(nn.Module):
-    """Actor and critic MLPs (tanh) over an optional feature module, with normalisation statistics.
+    """Actor and critic MLPs over an optional feature module, with normalisation statistics.
 
     Box actions get a diagonal Gaussian whose log-std is a learned vector (state-independent);
     Discrete actions get a categorical over logits. ``forward`` and the distribution methods take
@@ -35,6 +36,11 @@ class PPOAgent(nn.Module):
         normalize_reward: Keep running statistics of the discounted return (``return_rms``);
             only the learner uses them, they are here so a checkpoint can resume training.
         obs_clip: Normalised observations are clipped to ``[-obs_clip, obs_clip]``.
+        activation: ``"tanh"`` (CleanRL's) or ``"relu"`` between hidden layers.
+        log_std_init: The Gaussian's initial log-std (Box actions); 0 is CleanRL's, RL Zoo's
+            HalfCheetah tuning starts at -2.
+        ortho_init: Orthogonal weights (CleanRL's scheme: gain sqrt(2), 0.01 for the actor's last
+            layer, 1 for the critic's); PyTorch's default initialisation otherwise.
         features: Maps normalised observations to the actor's and critic's input (a hook's
             :meth:`PPOHook.feature_module`); identity if None. It is not in ``hparams``: rebuild
             such an agent with ``PPOAgent(**hparams, features=module)``.
@@ -49,6 +55,9 @@ class PPOAgent(nn.Module):
         normalize_reward: bool = True,
         obs_clip: float = 10.0,
         features: nn.Module | None = None,
+        activation: str = "tanh",
+        log_std_init: float = 0.0,
+        ortho_init: bool = True,
     ) -> None:
         super().__init__()
         self.observation_space = _as_space(observation_space)
@@ -61,6 +70,9 @@ class PPOAgent(nn.Module):
             "normalize_obs": normalize_obs,
             "normalize_reward": normalize_reward,
             "obs_clip": obs_clip,
+            "activation": activation,
+            "log_std_init": log_std_init,
+            "ortho_init": ortho_init,
         }
         obs_shape = self.observation_space.shape
         self.obs_clip = obs_clip
@@ -79,7 +91,7 @@ class PPOAgent(nn.Module):
         self.continuous = isinstance(self.action_space, gym.spaces.Box)
         if self.continuous:
             action_dim = self.action_space.shape[0]
-            self.log_std = nn.Parameter(torch.zeros(action_dim))
+            self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
             self.register_buffer("action_low", torch.as_tensor(self.action_space.low), persistent=False)
             self.register_buffer("action_high", torch.as_tensor(self.action_space.high), persistent=False)
         else:
@@ -87,8 +99,8 @@ class PPOAgent(nn.Module):
         self.action_dim = action_dim
         # CleanRL's initialisation: a small last actor layer, so the first policy is near uniform
         # around 0, and a unit-gain last critic layer.
-        self.actor = TanhMLP(feature_dim, hidden_sizes, action_dim, out_gain=0.01)
-        self.critic = TanhMLP(feature_dim, hidden_sizes, 1, out_gain=1.0)
+        self.actor = MLP(feature_dim, hidden_sizes, action_dim, activation, out_gain=0.01 if ortho_init else None)
+        self.critic = MLP(feature_dim, hidden_sizes, 1, activation, out_gain=1.0 if ortho_init else None)
 
     def normalize(self, obs: ArrayT) -> ArrayT:
         """Raw float observations (tensor or array) to what the networks see; statistics stay as they are."""
@@ -179,23 +191,28 @@ def _check_supported(observation_space: gym.Space, action_space: gym.Space) -> N
         )
 
 
-class TanhMLP(nn.Module):
-    """Linear layers with tanh between them, orthogonally initialised (CleanRL's scheme).
+class MLP(nn.Module):
+    """Linear layers with tanh or relu between them, orthogonally initialised (CleanRL's scheme:
+    gain sqrt(2), ``out_gain`` for the last layer) unless ``out_gain`` is None.
 
     ``forward`` calls ``F.linear`` on the layers' weights instead of the layer modules: with
     64-unit layers and one env, module-call overhead would cost about as much as the arithmetic.
     """
 
-    def __init__(self, n_in: int, hidden_sizes: Sequence[int], n_out: int, out_gain: float) -> None:
+    def __init__(self, n_in: int, hidden_sizes: Sequence[int], n_out: int, activation: str = "tanh",
+                 out_gain: float | None = 1.0) -> None:
         super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.activation = _ACTIVATIONS[activation]
         widths = [n_in, *hidden_sizes, n_out]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers if out_gain is not None else ()):
             nn.init.orthogonal_(layer.weight, out_gain if i == len(hidden_sizes) else math.sqrt(2))
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         *hidden, last = self.layers
         for layer in hidden:
-            x = torch.tanh(F.linear(x, layer.weight, layer.bias))
+            x = self.activation(F.linear(x, layer.weight, layer.bias))
         return F.linear(x, last.weight, last.bias)

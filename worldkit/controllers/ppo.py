@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -32,7 +32,7 @@ from worldkit.controllers.policy import PPOAgent
 from worldkit.controllers.rollout import PPOHook, Rollout, WeightedSamples, compute_gae
 from worldkit.envs import EnvSpec, make_vector_env
 
-__all__ = ["PPO", "PPOConfig", "evaluate"]
+__all__ = ["PPO", "PPOConfig", "PPO_PRESETS", "evaluate"]
 
 @dataclass
 class PPOConfig:
@@ -67,7 +67,12 @@ class PPOConfig:
     obs_clip: float = 10.0
     reward_clip: float = 10.0
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """tanh MLP widths, for the actor and the critic each"""
+    """MLP widths, for the actor and the critic each"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    log_std_init: float = 0.0
+    """initial log-std of the Gaussian policy (Box actions)"""
+    ortho_init: bool = True
+    """CleanRL's orthogonal initialisation; PyTorch's default if False"""
     seed: int = 1
     torch_threads: int | None = 1
     """torch threads while learn() runs (restored after); 1 is fastest for small MLPs, None leaves it alone"""
@@ -103,10 +108,20 @@ class PPOConfig:
             len(self.hidden_sizes) > 0 and all(size >= 1 for size in self.hidden_sizes),
             f"hidden_sizes must be one or more positive widths, got {self.hidden_sizes}",
         )
+        _require(self.activation in ("tanh", "relu"), f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         _require(
             self.torch_threads is None or self.torch_threads >= 1,
             f"torch_threads must be at least 1 or None, got {self.torch_threads}",
         )
+
+    @classmethod
+    def preset(cls, name: str) -> "PPOConfig":
+        """Named hyperparameters: ``cleanrl`` (the defaults, CleanRL's for MuJoCo) or
+        ``rl_zoo_halfcheetah`` (RL Baselines3 Zoo's tuned HalfCheetah settings: short rollouts,
+        many small-batch epochs, a low constant learning rate, 256-256 ReLU nets, a narrow first policy)."""
+        if name not in PPO_PRESETS:
+            raise ValueError(f"unknown PPO preset {name!r}; known: {sorted(PPO_PRESETS)}")
+        return cls(**PPO_PRESETS[name])
 
     @property
     def batch_size(self) -> int:
@@ -121,6 +136,17 @@ class PPOConfig:
     def num_updates(self) -> int:
         """Rollout-and-update iterations in :meth:`PPO.learn`."""
         return self.total_steps // self.batch_size
+
+
+PPO_PRESETS: dict[str, dict[str, Any]] = {
+    "cleanrl": {},
+    "rl_zoo_halfcheetah": dict(
+        num_steps=512, num_minibatches=8, update_epochs=20, learning_rate=2.0633e-5, anneal_lr=False, gamma=0.98,
+        gae_lambda=0.92, clip_coef=0.1, clip_value_loss=False, ent_coef=0.000401762, vf_coef=0.58096,
+        max_grad_norm=0.8, hidden_sizes=(256, 256), activation="relu", log_std_init=-2.0, ortho_init=False,
+    ),
+}
+"""overrides of PPOConfig's defaults, by preset name"""
 
 
 def _require(condition: bool, message: str) -> None:
@@ -175,6 +201,9 @@ class PPO:
                     config.normalize_reward,
                     config.obs_clip,
                     features,
+                    config.activation,
+                    config.log_std_init,
+                    config.ortho_init,
                 )
         else:
             agent.check_spaces(envs.single_observation_space, envs.single_action_space)

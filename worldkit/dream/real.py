@@ -55,7 +55,9 @@ def evaluate_in_real_env(world_model: WorldModel, act: Act, env: "gym.Env | str"
         max_steps: cut each episode after this many steps (None: the env's own limit).
 
     Returns:
-        ``mean_return``, ``mean_length`` and per-episode ``returns`` and ``lengths``.
+        ``mean_return``, ``mean_length``, ``success_rate`` and per-episode ``returns``,
+        ``lengths`` and ``successes``. An episode succeeds when it is terminated (not truncated)
+        with a positive last reward, as MiniWorld's tasks pay only on success.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -67,11 +69,11 @@ def evaluate_in_real_env(world_model: WorldModel, act: Act, env: "gym.Env | str"
     try:
         check_compatible(world_model, env)
         discrete = isinstance(env.action_space, gym.spaces.Discrete)
-        returns, lengths = [], []
+        returns, lengths, successes = [], [], []
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
             state = world_model.observe(world_model.initial_state(1), None, torch.as_tensor(obs)[None])
-            total, steps = 0.0, 0
+            total, steps, success = 0.0, 0, False
             while max_steps is None or steps < max_steps:
                 action = act(world_model.features(state))
                 env_action = int(action[0]) if discrete else np.clip(
@@ -79,12 +81,14 @@ def evaluate_in_real_env(world_model: WorldModel, act: Act, env: "gym.Env | str"
                 obs, reward, terminated, truncated, _ = env.step(env_action)
                 total, steps = total + float(reward), steps + 1
                 if terminated or truncated:
+                    success = bool(terminated and reward > 0)
                     break
                 state = world_model.observe(state, action, torch.as_tensor(obs)[None])
             returns.append(total)
             lengths.append(steps)
+            successes.append(success)
     finally:
         if owned:
             env.close()
     return {"mean_return": float(np.mean(returns)), "mean_length": float(np.mean(lengths)),
-            "returns": returns, "lengths": lengths}
+            "success_rate": float(np.mean(successes)), "returns": returns, "lengths": lengths, "successes": successes}
