@@ -74,7 +74,8 @@ def report(config: Config) -> dict:
                 reached = next((step for step, value in train if value >= config.threshold), None)
                 finished.append({"seed": seed, "train": train, "final_train": train[-1][1],
                                  "final_eval": evaluations[-1]["mean_return"], "steps_to_threshold": reached,
-                                 "wall_clock_s": rows[-1]["global_step"] / rows[-1]["sps"] if "sps" in rows[-1] else None})
+                                 "train_seconds": sum(r.get("rollout_time", 0.0) + r.get("update_time", 0.0)
+                                                      for r in rows)})
             if not finished:
                 continue
             finals = np.array([f["final_train"] for f in finished])
@@ -85,7 +86,7 @@ def report(config: Config) -> dict:
                 "final_eval_mean": float(evals.mean()), "final_eval_std": float(evals.std()),
                 "final_train_per_seed": finals.tolist(), "final_eval_per_seed": evals.tolist(),
                 "steps_to_threshold": [f["steps_to_threshold"] for f in finished],
-                "wall_clock_s": [f["wall_clock_s"] for f in finished],
+                "train_seconds": [round(f["train_seconds"]) for f in finished],
             }
             curves[method] = [tuple(zip(*f["train"])) for f in finished]
         if curves:

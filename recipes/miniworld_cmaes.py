@@ -283,18 +283,21 @@ def stage_select(config: Config, env: str, stages: list[Path], run: Path, seed: 
     path = run / "selection.json"
     if len(stages) == 1 or config.select_episodes == 0:
         return stages[-1]
-    if not path.exists():
+    names = [str(stage.relative_to(run)) for stage in stages]
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if list(saved.get("stages", {})) != names or saved.get("episodes") != config.select_episodes:  # else reuse
         scores = {}
-        for stage in stages:
+        for name, stage in zip(names, stages):
             real = evaluate_in_env(VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model"),
                                    LinearController.from_pretrained(stage / "checkpoints" / "controller"), env,
                                    config.select_episodes, seed=SELECTION_SEEDS + 1000 * seed,
                                    workers=config.eval_workers, size=config.frame_size, progress=config.progress)
-            scores[str(stage.relative_to(run))] = {key: real[key] for key in ("success_rate", "mean_return", "mean_steps")}
+            scores[name] = {key: real[key] for key in ("success_rate", "mean_return", "mean_steps")}
         best = max(scores, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
         path.write_text(json.dumps({"episodes": config.select_episodes, "stages": scores, "chosen": best}, indent=2))
         print(f"{run.name}: real success of each stage's controller in {config.select_episodes} episodes: "
-              + ", ".join(f"{Path(stage).name} {score['success_rate']:.0%}" for stage, score in scores.items()))
+              + ", ".join(f"{'first' if stage == '.' else stage} {score['success_rate']:.0%}"
+                          for stage, score in scores.items()))
     return run / json.loads(path.read_text())["chosen"]
 
 
@@ -304,8 +307,9 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
     """The controller of the chosen stage (``final``: the run itself, or one of its rounds) in the real
     env and in the dream; logged with the run's pictures and checkpoints (W&B and ``eval/``)."""
     path = run / "evaluation.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    controller_path = str(final / "checkpoints" / "controller")
+    if path.exists() and json.loads(path.read_text())["controller"] == controller_path:
+        return json.loads(path.read_text())  # else another controller was chosen since: evaluate it
     cmaes = _with_seed(config.cmaes, seed)
     generator = torch.Generator().manual_seed(seed)
     starts = select_state(start_states, torch.randint(len(latents), (config.dream_eval_rollouts,), generator=generator))
@@ -315,7 +319,7 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
                            workers=config.eval_workers, size=config.frame_size, progress=config.progress)
     data_successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in latents.episodes]
     result = {
-        "env": env, "seed": seed, "controller": str(final / "checkpoints" / "controller"),
+        "env": env, "seed": seed, "controller": controller_path,
         "real": real,
         "dream": {"mean_return": dream.returns().mean().item(), "mean_steps": dream.expected_length().mean().item(),
                   "rollouts": config.dream_eval_rollouts, "horizon": cmaes.horizon, "temperature": cmaes.temperature},

@@ -11,8 +11,10 @@ latents coloured by gait phase. A killed run started again with the same flags r
 last saved state.
 """
 
+import argparse
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,7 +25,7 @@ import torch
 
 from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
-from worldkit.controllers import PPO, PPOConfig
+from worldkit.controllers import PPO, PPO_PRESETS, PPOConfig
 from worldkit.controllers.wm_ppo import WorldModelAssist
 from worldkit.envs import make_env, make_vector_env, parse_spec
 from worldkit.intrinsic.icm import ICM
@@ -173,12 +175,13 @@ _RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "ru
 
 
 def parse(args: list[str] | None = None) -> Config:
-    """The command line's config, its --ppo.* flags applied over the chosen --ppo_preset."""
-    config = parse_config(Config, args)
-    if config.ppo_preset == "cleanrl":
-        return config
-    return parse_config(Config, args, default=Config(ppo_preset=config.ppo_preset,
-                                                      ppo=PPOConfig.preset(config.ppo_preset)))
+    """The command line's config, its --ppo.* flags applied over the chosen --ppo_preset (read
+    first, so that flags are checked against the preset's values and --help shows them)."""
+    reader = argparse.ArgumentParser(add_help=False)
+    reader.add_argument("--ppo_preset", default="cleanrl")
+    preset = reader.parse_known_args(sys.argv[1:] if args is None else args)[0].ppo_preset
+    default = Config(ppo_preset=preset, ppo=PPOConfig.preset(preset)) if preset in PPO_PRESETS else None
+    return parse_config(Config, args, default=default)  # an unknown preset is named by the parser
 
 
 if __name__ == "__main__":

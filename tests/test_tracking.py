@@ -9,6 +9,7 @@ from typing import Literal
 import pytest
 
 from worldkit.config import parse_config
+from worldkit.runs import check_same_settings
 from worldkit.tracking import RunLogger, check_wandb_mode
 from worldkit.training import TrainerConfig
 
@@ -96,3 +97,27 @@ def test_lightning_logs_offline_after_another_offline_run_without_a_login(run_py
     """, env={"HOME": str(tmp_path), "NETRC": str(tmp_path / "none")})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mode offline" in result.stdout
+
+
+@dataclass
+class _Inner:
+    a: int = 1
+    b: str = "added later"
+
+
+@dataclass
+class _Outer:
+    x: int = 0
+    inner: _Inner = field(default_factory=_Inner)
+    added: bool = False
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_only_at_its_default(tmp_path):
+    (tmp_path / "state.pt").write_bytes(b"")
+    (tmp_path / "config.json").write_text(json.dumps({"x": 0, "inner": {"a": 1}}))  # no b, no added
+    check_same_settings(tmp_path, _Outer(), resumable=[])
+    with pytest.raises(ValueError, match=r"inner: saved .*'added later'.*'other'"):
+        check_same_settings(tmp_path, _Outer(inner=_Inner(b="other")), resumable=[])
+    with pytest.raises(ValueError, match="added: saved False, now True"):
+        check_same_settings(tmp_path, _Outer(added=True), resumable=[])
+    check_same_settings(tmp_path, _Outer(x=5), resumable=["x"])

@@ -27,6 +27,7 @@ def train_ppo_in_run(ppo, spec, run_dir: Path, config: Any, *, parts: "dict[str,
     Resumes from the folder's ``state.pt`` if there is one, logs each update, evaluates the
     deterministic policy every ``config.eval_every`` steps and after the last update
     (``config.eval_episodes`` episodes, seeds from 10,000 + the seed), and saves the state then.
+    ``config`` is the recipe's: it also gives ``method``, ``wandb_mode`` and ``progress``.
     ``parts`` are further objects with ``state_dict``/``load_state_dict`` saved with PPO's (a
     hook's model, say); ``on_evaluation`` gets each evaluation's row, after it is written.
 
@@ -41,6 +42,7 @@ def train_ppo_in_run(ppo, spec, run_dir: Path, config: Any, *, parts: "dict[str,
     resumed = state_file.exists()
     if resumed:
         state = torch.load(state_file, weights_only=True)
+        state = state if "ppo" in state else {"ppo": state}  # saved before parts existed: PPO's alone
         ppo.load_state_dict(state["ppo"])
         for name, part in parts.items():
             part.load_state_dict(state[name])
@@ -92,13 +94,24 @@ def check_same_settings(run_dir: Path, config: Any, resumable: Iterable[str]) ->
     saved_file = Path(run_dir) / "config.json"
     if not (Path(run_dir) / "state.pt").exists() or not saved_file.exists():
         return
-    saved, wanted, resumable = json.loads(saved_file.read_text()), config_dict(config), set(resumable)
+    wanted, resumable = config_dict(config), set(resumable)
+    saved = _with_missing(json.loads(saved_file.read_text()), config_dict(type(config)()))
     differences = sorted(key for key in set(saved) | set(wanted)
                          if key not in resumable and saved.get(key) != wanted.get(key))
     if differences:
         details = ", ".join(f"{key}: saved {saved.get(key)!r}, now {wanted.get(key)!r}" for key in differences)
         raise ValueError(f"{run_dir} holds a run with other settings ({details}); "
                          "give another --run_dir, or the saved settings to resume it")
+
+
+def _with_missing(saved: dict, defaults: dict) -> dict:
+    """``saved`` with the settings added since it was written filled in at their defaults (what
+    the run used, as they did not exist yet)."""
+    filled = {**defaults, **saved}
+    for key, value in saved.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            filled[key] = _with_missing(value, defaults[key])
+    return filled
 
 
 def drop_rows_after(step: int, *files: Path) -> None:

@@ -37,8 +37,8 @@ class PPOAgent(nn.Module):
             only the learner uses them, they are here so a checkpoint can resume training.
         obs_clip: Normalised observations are clipped to ``[-obs_clip, obs_clip]``.
         activation: ``"tanh"`` (CleanRL's) or ``"relu"`` between hidden layers.
-        log_std_init: The Gaussian's initial log-std (Box actions); 0 is CleanRL's, RL Zoo's
-            HalfCheetah tuning starts at -2.
+        log_std_init: The Gaussian's initial log-std (Box actions; unused for Discrete); 0 is
+            CleanRL's, RL Zoo's HalfCheetah tuning starts at -2.
         ortho_init: Orthogonal weights (CleanRL's scheme: gain sqrt(2), 0.01 for the actor's last
             layer, 1 for the critic's); PyTorch's default initialisation otherwise.
         features: Maps normalised observations to the actor's and critic's input (a hook's
@@ -97,8 +97,8 @@ class PPOAgent(nn.Module):
         else:
             action_dim = int(self.action_space.n)
         self.action_dim = action_dim
-        # CleanRL's initialisation: a small last actor layer, so the first policy is near uniform
-        # around 0, and a unit-gain last critic layer.
+        # With ortho_init, CleanRL's initialisation: a small last actor layer, so the first policy
+        # is near uniform around 0, and a unit-gain last critic layer.
         self.actor = MLP(feature_dim, hidden_sizes, action_dim, activation, out_gain=0.01 if ortho_init else None)
         self.critic = MLP(feature_dim, hidden_sizes, 1, activation, out_gain=1.0 if ortho_init else None)
 
