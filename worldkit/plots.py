@@ -26,10 +26,10 @@ def learning_curves(curves: Mapping[str, Sequence[tuple[Sequence[float], Sequenc
         grid = np.linspace(max(x[0] for x, _ in runs), min(x[-1] for x, _ in runs), 200)
         values = np.stack([np.interp(grid, x, y) for x, y in runs])
         mean = values.mean(0)
-        axes.plot(grid, mean, label=f"{method} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        [line] = axes.plot(grid, mean, label=f"{method} ({len(runs)} seed{'s' * (len(runs) > 1)})")
         if len(runs) > 1:
             half_width = 1.96 * values.std(0, ddof=1) / np.sqrt(len(runs))
-            axes.fill_between(grid, mean - half_width, mean + half_width, alpha=0.2)
+            axes.fill_between(grid, mean - half_width, mean + half_width, alpha=0.2, color=line.get_color())
     axes.set(xlabel=xlabel, ylabel=ylabel)
     axes.set_title(textwrap.fill(title, 70), fontsize="medium")  # long titles wrap instead of running off
     axes.grid(alpha=0.3)
