@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import gymnasium as gym
 
 from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
-from worldkit.envs import make_vector_env, parse_spec
+from worldkit.envs import parse_spec
 from worldkit.plots import learning_curves
-from worldkit.runs import check_same_settings, read_jsonl, sweep_run_dir, train_ppo_in_run
+from worldkit.runs import open_ppo_run, read_jsonl, train_ppo_in_run
 from worldkit.tracking import check_wandb_mode
 
 
@@ -74,14 +73,8 @@ def main(config: Config) -> list[dict]:
 
 
 def run_seed(config: Config, spec, seed: int) -> dict:
-    run_dir = sweep_run_dir(Path(config.run_dir) / f"{spec.name}-{config.method}-seed{seed}")
-    check_same_settings(run_dir, config, _RESUMABLE_CHANGES)
-    ppo_config = dataclasses.replace(config.ppo, total_steps=config.total_steps, seed=seed)
-    envs = make_vector_env(spec, ppo_config.num_envs)
+    run_dir, ppo_config, envs = open_ppo_run(config, spec, seed, _RESUMABLE_CHANGES)
     observation_space, action_space = envs.single_observation_space, envs.single_action_space
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-        envs.close()
-        raise ValueError(f"this recipe takes state observations (a flat Box); {spec} gives {observation_space}")
     hook = None
     if config.method == "mbppo":
         hook = AdaptiveImagination(dataclasses.replace(config.mbppo, seed=seed), observation_space, action_space,

@@ -12,7 +12,6 @@ last saved state.
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -27,11 +26,11 @@ from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPO_PRESETS, PPOConfig
 from worldkit.controllers.wm_ppo import WorldModelAssist
-from worldkit.envs import make_env, make_vector_env, parse_spec
+from worldkit.envs import make_env, parse_spec
 from worldkit.intrinsic.icm import ICM
 from worldkit.models import LatentMLPWorldModel
 from worldkit.plots import filmstrip, latent_map, learning_curves
-from worldkit.runs import check_same_settings, read_jsonl, sweep_run_dir, train_ppo_in_run
+from worldkit.runs import open_ppo_run, read_jsonl, train_ppo_in_run
 from worldkit.tracking import check_wandb_mode
 
 
@@ -80,14 +79,8 @@ def main(config: Config) -> list[dict]:
 
 
 def run_seed(config: Config, spec, seed: int) -> dict:
-    run_dir = sweep_run_dir(Path(config.run_dir) / f"{spec.name}-{config.method}-seed{seed}")
-    check_same_settings(run_dir, config, _RESUMABLE_CHANGES)
-    ppo_config = dataclasses.replace(config.ppo, total_steps=config.total_steps, seed=seed)
-    envs = make_vector_env(spec, ppo_config.num_envs)
+    run_dir, ppo_config, envs = open_ppo_run(config, spec, seed, _RESUMABLE_CHANGES)
     observation_space, action_space = envs.single_observation_space, envs.single_action_space
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-        envs.close()
-        raise ValueError(f"this recipe takes state observations (a flat Box); {spec} gives {observation_space}")
     discrete = isinstance(action_space, gym.spaces.Discrete)
     obs_dim, action_dim = observation_space.shape[0], int(action_space.n) if discrete else action_space.shape[0]
     hooks, world_model = [], None

@@ -5,6 +5,7 @@ settings loads it, forgets the log rows written after it (those updates are redo
 on. Shared by every recipe, so they all resume the same way.
 """
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -16,8 +17,32 @@ import torch
 
 from worldkit.tracking import RunLogger, config_dict
 
-__all__ = ["check_same_settings", "drop_rows_after", "read_jsonl", "save_atomically", "sweep_run_dir",
-           "train_ppo_in_run"]
+__all__ = ["check_same_settings", "drop_rows_after", "open_ppo_run", "read_jsonl", "save_atomically",
+           "sweep_run_dir", "train_ppo_in_run"]
+
+
+def open_ppo_run(config: Any, spec, seed: int, resumable: Iterable[str]):
+    """A PPO recipe's run folder, PPO config and vector env for one seed, refusing before any work
+    a folder that holds other settings or an env whose observations are not a flat state.
+
+    ``config`` is the recipe's (``run_dir``, ``method``, ``total_steps``, ``ppo``).
+
+    Returns:
+        ``(run_dir, ppo_config, envs)``.
+    """
+    import gymnasium as gym
+
+    from worldkit.envs import make_vector_env
+
+    run_dir = sweep_run_dir(Path(config.run_dir) / f"{spec.name}-{config.method}-seed{seed}")
+    check_same_settings(run_dir, config, resumable)
+    ppo_config = dataclasses.replace(config.ppo, total_steps=config.total_steps, seed=seed)
+    envs = make_vector_env(spec, ppo_config.num_envs)
+    space = envs.single_observation_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        envs.close()
+        raise ValueError(f"this recipe takes state observations (a flat Box); {spec} gives {space}")
+    return run_dir, ppo_config, envs
 
 
 def train_ppo_in_run(ppo, spec, run_dir: Path, config: Any, *, parts: "dict[str, Any] | None" = None,
