@@ -56,7 +56,7 @@ def main(config: Config) -> dict:
     summary = json.loads((run / "summary.json").read_text())
     run_config = json.loads((run / "config.json").read_text())
     model = load_run_world_model(run)
-    env = summary["env"]
+    env = model.env_spec = summary["env"]
     data = fresh_transitions(env, config.steps, config.seed)
     error = model.one_step_error(data["obs"], data["action"], data["next_obs"])
     metrics = {"one_step_relative_latent_error": error, "measured_on": f"{config.steps} random-policy steps of {env}, seed {config.seed}",

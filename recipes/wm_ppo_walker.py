@@ -12,6 +12,8 @@ last saved state.
 """
 
 import argparse
+import copy
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -54,6 +56,10 @@ class Config:
     """lambda, weight of the reconstruction term in L_WM"""
     policy_input: Literal["z", "z_and_s"] = "z"
     """what the policy and value read"""
+    world_model: str | None = None
+    """a saved world model (a folder, or a name in checkpoints/ such as walker2d-wm) to use as a
+    frozen encoder instead of training one (wm_ppo only); it normalises raw observations itself,
+    so PPO's observation normalisation is turned off"""
     eval_every: int = 100_000
     """env steps between deterministic evaluations (and saved states)"""
     eval_episodes: int = 5
@@ -70,21 +76,37 @@ class Config:
             raise ValueError("latent_dim, eval_every and eval_episodes must be positive")
         if not self.seeds:
             raise ValueError("give at least one seed")
+        if self.world_model is not None and self.method != "wm_ppo":
+            raise ValueError(f"--world_model is for --method=wm_ppo, not {self.method}")
 
 
 def main(config: Config) -> list[dict]:
     check_wandb_mode(config.wandb_mode)
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
-    return [run_seed(config, spec, seed) for seed in config.seeds]
+    frozen = None if config.world_model is None else LatentMLPWorldModel.from_pretrained(config.world_model)
+    return [run_seed(config, spec, seed, frozen) for seed in config.seeds]
 
 
-def run_seed(config: Config, spec, seed: int) -> dict:
+def run_seed(config: Config, spec, seed: int, frozen: LatentMLPWorldModel | None = None) -> dict:
     run_dir, ppo_config, envs = open_ppo_run(config, spec, seed, _RESUMABLE_CHANGES)
     observation_space, action_space = envs.single_observation_space, envs.single_action_space
     discrete = isinstance(action_space, gym.spaces.Discrete)
     obs_dim, action_dim = observation_space.shape[0], int(action_space.n) if discrete else action_space.shape[0]
     hooks, world_model = [], None
-    if config.method == "wm_ppo":
+    if config.method == "wm_ppo" and frozen is not None:
+        sizes = (frozen.hparams.obs_dim, frozen.hparams.action_dim)
+        if frozen.env_spec not in (None, str(spec)):
+            envs.close()
+            raise ValueError(f"--world_model={config.world_model} was trained on {frozen.env_spec}, not {spec}")
+        if sizes != (obs_dim, action_dim) or frozen.hparams.discrete_actions != discrete:
+            envs.close()
+            raise ValueError(f"--world_model={config.world_model} takes observations and actions of sizes {sizes}, "
+                             f"but {spec} has ({obs_dim}, {action_dim})")
+        world_model = copy.deepcopy(frozen)
+        ppo_config = dataclasses.replace(ppo_config, normalize_obs=False)  # the model normalises raw observations
+        hooks.append(WorldModelAssist(world_model, config.alpha, config.beta, config.policy_input,
+                                      train_world_model=False))
+    elif config.method == "wm_ppo":
         world_model = LatentMLPWorldModel(obs_dim, action_dim, config.latent_dim, recon_weight=config.recon_weight,
                                           discrete_actions=discrete)
         hooks.append(WorldModelAssist(world_model, config.alpha, config.beta, config.policy_input))
@@ -113,7 +135,9 @@ def _write_artifacts(config, spec, run_dir, ppo, world_model, evaluations, logge
     save_pretrained(ppo.agent, run_dir / "checkpoints" / "policy", metrics=command_metrics)
     if world_model is not None:  # saved to take raw observations, usable outside this PPO run
         assist = next(hook for hook in ppo.hooks if isinstance(hook, WorldModelAssist))
-        save_pretrained(assist.export_world_model(ppo.agent), run_dir / "checkpoints" / "world_model", metrics=command_metrics)
+        exported = assist.export_world_model(ppo.agent)
+        exported.env_spec = str(spec)
+        save_pretrained(exported, run_dir / "checkpoints" / "world_model", metrics=command_metrics)
         logger.log_checkpoint(run_dir / "checkpoints" / "world_model", f"{spec.name}-world-model", command_metrics)
 
     curves = {"train (last 100 episodes)": [tuple(zip(*train))] if train else []}

@@ -156,7 +156,7 @@ class ProbeHook(nn.Module, PPOHook):
         assert obs.shape[:2] == actions.shape[:2] == next_obs.shape[:2] == dones.shape
         return torch.full(dones.shape, 0.5)
 
-    def auxiliary_loss(self, minibatch):
+    def auxiliary_loss(self, minibatch, features):
         encoder_term = 10 * self.encoder(minibatch.next_obs).square().mean()
         return encoder_term + (self.offset - 1).square().sum()
 
@@ -391,3 +391,23 @@ def test_running_statistics_match_numpy_batch_by_batch_and_all_at_once():
     fresh = data[0] + 1.0
     expected = np.clip((fresh - (flat.sum(0) + fresh.sum(0)) / 204) / np.sqrt(np.vstack([flat, fresh]).var(0)), -1, 1)
     np.testing.assert_allclose(step_by_step.update_normalize(fresh, clip=1.0), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("action_space, activation", [
+    (gym.spaces.Box(-0.5, 0.5, (6,), dtype=np.float32), "tanh"),
+    (gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32), "relu"),
+    (gym.spaces.Discrete(4), "tanh"),
+])
+def test_the_rollouts_numpy_actor_acts_as_the_torch_policy(action_space, activation):
+    torch.manual_seed(0)
+    agent = PPOAgent(gym.spaces.Box(-np.inf, np.inf, (17,)), action_space, activation=activation, log_std_init=0.5)
+    obs = np.random.default_rng(0).normal(size=(8, 17)).astype(np.float32)
+    noise = agent.noise((8,), torch.Generator().manual_seed(1))
+    actions, env_actions = agent.rollout_actor()(obs, noise.numpy())
+    expected = agent.sample(agent.policy(torch.from_numpy(obs)), noise).detach()
+    if agent.continuous:
+        np.testing.assert_allclose(actions, expected.numpy(), atol=1e-5)
+        np.testing.assert_allclose(env_actions, agent.to_env(expected).numpy(), atol=1e-5)
+        assert np.abs(env_actions).max() == pytest.approx(float(action_space.high[0]))  # some were clipped
+    else:
+        np.testing.assert_array_equal(actions, expected.numpy())

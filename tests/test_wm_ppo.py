@@ -83,6 +83,20 @@ def test_wm_ppo_trains_the_world_model_inside_ppo():
     assert history[0]["intrinsic_reward/world_model"] > 0
 
 
+@pytest.mark.parametrize("policy_input", ["z", "z_and_s"])
+def test_latent_features_in_numpy_match_torch(policy_input):
+    torch.manual_seed(0)
+    model = LatentMLPWorldModel(17, 6, latent_dim=8)
+    obs = torch.randn(5, 17)
+    for normalised in (False, True):  # identity normaliser (inside PPO), then a pretrained one's
+        if normalised:
+            model.set_normalizer(torch.randn(100, 17) * 3 + 1)
+        features = WorldModelAssist(model, policy_input=policy_input).feature_module()
+        with torch.no_grad():
+            expected = features(obs).numpy()
+        np.testing.assert_allclose(features.numpy_forward()(obs.numpy()), expected, atol=1e-5)
+
+
 def test_bad_hook_settings_are_refused():
     model = LatentMLPWorldModel(17, 6)
     with pytest.raises(ValueError, match="alpha"):
@@ -116,6 +130,21 @@ def test_recipe_runs_end_to_end_and_writes_every_artifact(tmp_path):
     assert [row["step"] for row in evaluations] == [2048, 4096]
     world_model = LatentMLPWorldModel.from_pretrained(run / "checkpoints" / "world_model")
     assert world_model.hparams.latent_dim == 16
+
+
+def test_recipe_trains_ppo_over_a_frozen_shipped_world_model(tmp_path):
+    result = run_recipe(tmp_path, "--world_model=walker2d-wm", "--total_steps=2048", "--eval_every=2048",
+                        "--eval_episodes=1", "--ppo.num_steps=1024")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "Walker2d-v4-wm_ppo-seed1"
+    assert json.loads((run / "summary.json").read_text())["steps"] == 2048
+    shipped = LatentMLPWorldModel.from_pretrained("walker2d-wm").state_dict()
+    saved = LatentMLPWorldModel.from_pretrained(run / "checkpoints" / "world_model").state_dict()
+    assert all(torch.equal(shipped[key], saved[key]) for key in shipped)  # frozen, normaliser included
+
+    other_env = run_recipe(tmp_path / "cheetah", "--world_model=walker2d-wm", "--env=HalfCheetah-v4")
+    assert other_env.returncode != 0 and "walker2d-wm was trained on gym:Walker2d-v4" in other_env.stderr
+    assert not (tmp_path / "cheetah").exists()
 
 
 def test_recipe_refuses_bad_input_before_training(tmp_path):

@@ -1,7 +1,7 @@
 """The actor-critic that PPO trains: MLPs over optional features, with normalisation buffers."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
 from worldkit.controllers.normalize import ArrayT, RunningMeanStd
+from worldkit.models.mlp import numpy_layers, numpy_relu
 from worldkit.spaces import space_from_dict, space_to_dict
 
 __all__ = ["MLP", "PPOAgent"]
@@ -108,8 +109,12 @@ class PPOAgent(nn.Module):
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Policy output (Gaussian mean or logits) and value, for normalised observations."""
-        x = self.features(obs)
-        return self.actor(x), self.critic(x).squeeze(-1)
+        return self.heads(self.features(obs))
+
+    def heads(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Policy output and value from the feature module's output (PPO's update computes the
+        features itself, so the hooks' auxiliary losses can reuse them)."""
+        return self.actor(features), self.critic(features).squeeze(-1)
 
     def policy(self, obs: Tensor) -> Tensor:
         """Gaussian mean or logits for normalised observations (skips the critic)."""
@@ -148,6 +153,37 @@ class PPOAgent(nn.Module):
         log_probs = policy_out.log_softmax(-1)
         log_prob = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         return log_prob, -(log_probs.exp() * log_probs).sum(-1)
+
+    def rollout_actor(self) -> "Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]":
+        """``(normalised obs, noise) -> (action as sampled, action for the env)``, in numpy.
+
+        What a rollout calls at every env step: :meth:`policy`, :meth:`sample` and :meth:`to_env`
+        with the actor's layers run by numpy on views of the current weights. For one env's
+        single row numpy's cost per call is a fraction of torch's, which saves about a tenth of
+        PPO's time. The result equals the torch path up to float rounding; log-probabilities are
+        computed afterwards, by torch, from the actions returned here.
+        """
+        actor, features = self.actor.numpy_forward(), self._numpy_features()
+        continuous = self.continuous
+        low, high = (self.action_low.numpy(), self.action_high.numpy()) if continuous else (None, None)
+
+        def act(obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x = features(obs)
+            out = actor(x) + noise
+            if continuous:
+                return out, np.clip(out, low, high)
+            action = out.argmax(-1)
+            return action, action
+
+        return act
+
+    def _numpy_features(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The feature module in numpy: its own ``numpy_forward`` if it has one, else through torch."""
+        if isinstance(self.features, nn.Identity):
+            return lambda obs: obs
+        if hasattr(self.features, "numpy_forward"):
+            return self.features.numpy_forward()
+        return lambda obs: self.features(torch.from_numpy(obs)).numpy()
 
     def to_env(self, actions: Tensor) -> Tensor:
         """Actions as the env takes them: Gaussian samples clipped to the Box bounds."""
@@ -216,3 +252,7 @@ class MLP(nn.Module):
         for layer in hidden:
             x = self.activation(F.linear(x, layer.weight, layer.bias))
         return F.linear(x, last.weight, last.bias)
+
+    def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
+        """This MLP as a numpy function over views of its weights, for inference at one env step."""
+        return numpy_layers(self.layers, np.tanh if self.activation is torch.tanh else numpy_relu)

@@ -359,12 +359,12 @@ class PPO:
         # numpy views of the rollout's tensors: writing an env-sized row costs far less this way.
         obs, next_obs, actions = rollout.obs.numpy(), rollout.next_obs.numpy(), rollout.actions.numpy()
         rewards, terminated, dones = rollout.rewards.numpy(), rollout.terminated.numpy(), rollout.dones.numpy()
-        noise = agent.noise((cfg.num_steps, cfg.num_envs), self.generator)
+        noise = agent.noise((cfg.num_steps, cfg.num_envs), self.generator).numpy()
+        act = agent.rollout_actor()
         for step in range(cfg.num_steps):
             obs[step] = self._obs
-            action = agent.sample(agent.policy(torch.from_numpy(self._obs)), noise[step])
-            actions[step] = action.numpy()
-            raw_obs, rewards[step], terminated[step], truncated, info = self.envs.step(agent.to_env(action).numpy())
+            actions[step], env_action = act(self._obs, noise[step])
+            raw_obs, rewards[step], terminated[step], truncated, info = self.envs.step(env_action)
             done = np.logical_or(terminated[step], truncated, out=dones[step])
             self._obs = next_obs[step] = self._observe(raw_obs)
             if done.any():  # the returned obs already starts the next episode; keep the true last one
@@ -510,7 +510,8 @@ class PPO:
         they are averaged; ``real`` marks the samples hooks' auxiliary losses may see.
         """
         cfg = self.config
-        policy_out, value = self.agent(minibatch.obs)
+        features = self.agent.features(minibatch.obs)
+        policy_out, value = self.agent.heads(features)
         logprob, entropy = self.agent.log_prob_entropy(policy_out, minibatch.actions)
         logratio = logprob - minibatch.logprobs
         ratio = logratio.exp()
@@ -542,9 +543,9 @@ class PPO:
             "logratio": logratio.detach(),
         }
         if real is not None:  # auxiliary losses learn from real samples only
-            minibatch = minibatch[real] if real.any() else None
+            minibatch, features = (minibatch[real], features[real]) if real.any() else (None, None)
         for hook in self.hooks if minibatch is not None else ():
-            aux = hook.auxiliary_loss(minibatch)
+            aux = hook.auxiliary_loss(minibatch, features)
             if aux is not None:
                 loss = loss + aux
                 logs[f"aux_loss/{hook.name}"] = aux.detach()

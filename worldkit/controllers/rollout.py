@@ -42,10 +42,13 @@ class PPOHook:
         """
         return None
 
-    def auxiliary_loss(self, minibatch: "Rollout") -> Tensor | None:
+    def auxiliary_loss(self, minibatch: "Rollout", features: Tensor) -> Tensor | None:
         """A scalar added to the PPO loss of every minibatch, before the one backward pass.
 
-        ``minibatch`` has the :class:`Rollout` fields flattened to ``(minibatch_size, ...)``.
+        ``minibatch`` has the :class:`Rollout` fields flattened to ``(minibatch_size, ...)``;
+        ``features`` is the feature module's output for ``minibatch.obs`` (the observations
+        themselves without one), with gradients: a loss that starts from the same encoding
+        reuses it instead of running the encoder again.
         Its mean over the update is logged as ``aux_loss/<name>``.
         """
         return None

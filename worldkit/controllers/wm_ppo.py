@@ -12,8 +12,10 @@ model's own normaliser stays the identity here.
 """
 
 import copy
+from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -32,7 +34,20 @@ class LatentFeatures(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         z = self.world_model.encode(obs)
-        return z if self.policy_input == "z" else torch.cat([z, obs], dim=-1)
+        return z if self.policy_input == "z" else torch.cat([z, self.world_model.normalize(obs)], dim=-1)
+
+    def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The same in numpy, over views of the current weights (what PPO's rollout calls each step)."""
+        model = self.world_model
+        encoder, z_only = model.encoder.numpy_forward(), self.policy_input == "z"
+        identity, mean, std = model._identity_normalizer, model.obs_mean.numpy(), model.obs_std.numpy()
+
+        def forward(obs: np.ndarray) -> np.ndarray:
+            x = obs if identity else (obs - mean) / std
+            z = encoder(x)
+            return z if z_only else np.concatenate([z, x], axis=-1)
+
+        return forward
 
 
 class WorldModelAssist(nn.Module, PPOHook):
@@ -44,7 +59,10 @@ class WorldModelAssist(nn.Module, PPOHook):
         alpha: Weight of the intrinsic reward (0 turns it off).
         beta: Weight of L_WM in PPO's loss (0 turns world-model learning off).
         policy_input: ``"z"`` (the seed's design) or ``"z_and_s"``.
-        train_world_model: False freezes the model (its parameters get no gradient).
+        train_world_model: False freezes the model (its parameters get no gradient). A model
+            trained inside PPO sees PPO's normalised observations and keeps an identity
+            normaliser; a pretrained one normalises raw observations itself, so give it a PPO
+            with ``normalize_obs=False`` (as ``recipes/wm_ppo_walker.py --world_model=...`` does).
     """
 
     def __init__(self, world_model: LatentMLPWorldModel, alpha: float = 0.01, beta: float = 1.0,
@@ -74,10 +92,11 @@ class WorldModelAssist(nn.Module, PPOHook):
         error = self.world_model.prediction_error(obs.flatten(0, 1), actions.flatten(0, 1), next_obs.flatten(0, 1))
         return self.alpha * error.view(steps)
 
-    def auxiliary_loss(self, minibatch: Rollout) -> Tensor | None:
+    def auxiliary_loss(self, minibatch: Rollout, features: Tensor) -> Tensor | None:
         if self.beta == 0 or not self.train_world_model:
             return None
-        losses = self.world_model.losses(minibatch.obs, minibatch.actions, minibatch.next_obs)
+        z = features[..., : self.world_model.feature_dim]  # E(s), as the actor and critic just computed it
+        losses = self.world_model.losses(minibatch.obs, minibatch.actions, minibatch.next_obs, z=z)
         self.last_losses = {k: v.item() for k, v in losses.items()}
         return self.beta * losses["loss"]
 

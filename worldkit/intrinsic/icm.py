@@ -48,7 +48,7 @@ class ICM(nn.Module, PPOHook):
         error, _, _ = self._forward_error(obs.flatten(0, 1), actions.flatten(0, 1), next_obs.flatten(0, 1))
         return self.eta * error.view(obs.shape[:2])
 
-    def auxiliary_loss(self, minibatch: Rollout) -> Tensor:
+    def auxiliary_loss(self, minibatch: Rollout, features: Tensor) -> Tensor:
         forward_error, phi, phi_next = self._forward_error(minibatch.obs, minibatch.actions, minibatch.next_obs)
         inverse_error = (self.inverse(torch.cat([phi, phi_next], -1)) - minibatch.actions).pow(2).sum(-1)
         return self.forward_weight * forward_error.mean() + (1 - self.forward_weight) * inverse_error.mean()

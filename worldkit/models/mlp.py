@@ -16,10 +16,12 @@ model is fitted standalone on transitions that carry rewards (``TransitionDataMo
 is deterministic and Markov: ``observe`` forgets the past and ``temperature`` changes nothing.
 """
 
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import gymnasium as gym
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -34,14 +36,55 @@ class MLPState(NamedTuple):
     z: torch.Tensor
 
 
-def mlp(sizes: list[int]) -> nn.Sequential:
+class MLPStack(nn.Sequential):
+    """Linear layers with ReLU between them, as an ``nn.Sequential`` (so the state-dict keys are
+    ``0.weight``, ...), whose forward calls ``F.linear`` and ``relu`` directly: inside PPO the
+    model runs at every env step and every minibatch on 64-unit layers, where module-call
+    overhead would cost about as much as the arithmetic."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.relu(x)
+        return x
+
+
+    def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
+        """This stack as a numpy function over views of its weights, for inference at one env step."""
+        return numpy_layers([layer for layer in self if isinstance(layer, nn.Linear)], numpy_relu)
+
+
+def numpy_layers(layers: Sequence[nn.Linear], activation: Callable[[np.ndarray], np.ndarray]
+                 ) -> Callable[[np.ndarray], np.ndarray]:
+    """Linear ``layers`` with ``activation`` between them, as a numpy function over views of
+    their weights (no copies: it sees the weights as the optimizer leaves them). For one row at a
+    time numpy costs a fraction of what torch does per call. Inference only."""
+    weights = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in layers]
+    *hidden, (last_weight, last_bias) = weights
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        for weight, bias in hidden:
+            x = activation(x @ weight + bias)
+        return x @ last_weight + last_bias
+
+    return forward
+
+
+def numpy_relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0, out=x)
+
+
+def mlp(sizes: list[int]) -> MLPStack:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
     for i, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(inputs, outputs))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return MLPStack(*layers)
+
+
+def _refresh_after_load(module: "LatentMLPWorldModel", incompatible_keys) -> None:
+    module._refresh_normalizer()
 
 
 @checkpointable
@@ -73,6 +116,8 @@ class LatentMLPWorldModel(L.LightningModule):
             self.continue_head = mlp([latent_dim, hidden, 1])
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
+        self._identity_normalizer = True  # skip two ops per call where the statistics change nothing
+        self.register_load_state_dict_post_hook(_refresh_after_load)
         self.env_spec: str | None = None
         if action_space is not None:
             self._action_space = space_from_dict(action_space)
@@ -86,12 +131,17 @@ class LatentMLPWorldModel(L.LightningModule):
         """Standardise observations with the statistics of a sample of them."""
         self.obs_mean.copy_(observations.mean(0))
         self.obs_std.copy_(observations.std(0).clamp_min(1e-6))
+        self._refresh_normalizer()
 
     @torch.no_grad()
     def set_normalizer_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Standardise with given statistics (e.g. PPO's running ones, to export a model trained inside PPO)."""
         self.obs_mean.copy_(mean)
         self.obs_std.copy_(std.clamp_min(1e-6))
+        self._refresh_normalizer()
+
+    def _refresh_normalizer(self) -> None:
+        self._identity_normalizer = bool((self.obs_mean == 0).all() and (self.obs_std == 1).all())
 
     @torch.no_grad()
     def one_step_error(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> float:
@@ -103,7 +153,7 @@ class LatentMLPWorldModel(L.LightningModule):
         return float((z_next - predicted).pow(2).sum(-1).mean() / (z_next - z).pow(2).sum(-1).mean())
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        return (obs - self.obs_mean) / self.obs_std
+        return obs if self._identity_normalizer else (obs - self.obs_mean) / self.obs_std
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
         """z = E(s) for raw observations."""
@@ -122,10 +172,12 @@ class LatentMLPWorldModel(L.LightningModule):
         return self.dynamics(torch.cat([z, self.action_vector(action, z.dtype)], dim=-1))
 
     def losses(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor,
-               reward: torch.Tensor | None = None, terminated: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               reward: torch.Tensor | None = None, terminated: torch.Tensor | None = None,
+               z: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The two terms of L_WM and their weighted sum, averaged over the batch; with heads and
-        rewards given, the reward (squared error) and continue (cross-entropy) terms join the sum."""
-        z = self.encode(obs)
+        rewards given, the reward (squared error) and continue (cross-entropy) terms join the sum.
+        ``z``, if given, is ``encode(obs)`` already computed (with gradients), e.g. by PPO's forward."""
+        z = self.encode(obs) if z is None else z
         with torch.no_grad():
             z_next = self.encode(next_obs)
         predicted = self.predict_next(z, action)
