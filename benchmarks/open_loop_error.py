@@ -27,6 +27,7 @@ import torch
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.data import EpisodeStore, collect
 from worldkit.data.datasets import SequenceDataset, TransitionDataset
+from worldkit.dream.open_loop import open_loop_error
 from worldkit.models import RSSM, LatentMLPWorldModel
 from worldkit.plots import learning_curves
 
@@ -68,22 +69,6 @@ def train_mlp(store: EpisodeStore, train: np.ndarray, args) -> LatentMLPWorldMod
     return model.eval()
 
 
-@torch.no_grad()
-def open_loop_errors(model, episode: dict, starts: np.ndarray, args, scale: np.ndarray) -> np.ndarray:
-    """(horizon,) mean standardised squared error over starts and dimensions."""
-    obs, actions = torch.as_tensor(episode["obs"]), torch.as_tensor(episode["action"]).float()
-    first = starts - args.context
-    state = model.observe(model.initial_state(len(starts)), None, obs[first])
-    for k in range(1, args.context + 1):
-        state = model.observe(state, actions[first + k - 1], obs[first + k])
-    errors = []
-    for k in range(args.horizon):
-        state, _, _ = model.imagine(state, actions[starts + k], temperature=0.0)
-        predicted = model.decode(state).numpy()
-        errors.append((((predicted - episode["obs"][starts + k + 1]) / scale) ** 2).mean())
-    return np.array(errors)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="dmc:walker-walk")
@@ -106,10 +91,9 @@ def main() -> None:
         start = time.perf_counter()
         model = fit(store, train, args)
         seconds[name] = time.perf_counter() - start
-        curves[name] = open_loop_errors(model, held_out, starts, args, scale)
-    last = held_out["obs"][starts]
-    curves["nothing moves (baseline)"] = np.array(
-        [(((last - held_out["obs"][starts + k + 1]) / scale) ** 2).mean() for k in range(args.horizon)])
+        curves[name], still = open_loop_error(model, [held_out], scale, context=args.context, horizon=args.horizon,
+                                              stride=args.stride)
+    curves["nothing moves (baseline)"] = still
     steps = np.arange(1, args.horizon + 1)
     learning_curves({name: [(steps, curve)] for name, curve in curves.items()}, HERE / "results" / "open_loop_error.png",
                     title=f"open-loop error on a held-out {args.env} episode ({args.train_steps} training steps)",

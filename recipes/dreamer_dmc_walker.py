@@ -27,6 +27,7 @@ from worldkit.checkpoints import save_pretrained
 from worldkit.controllers.dreamer import DreamerConfig, DreamerLearner
 from worldkit.data import EpisodeStore
 from worldkit.data.datasets import SequenceDataset
+from worldkit.dream.open_loop import open_loop
 from worldkit.dream.real import evaluate_in_real_env
 from worldkit.envs import make_env, parse_spec
 from worldkit.models.rssm import PRESETS, RSSM
@@ -221,41 +222,23 @@ def _train_step(model: RSSM, optimizer, learner: DreamerLearner, batch: dict) ->
     return metrics
 
 
-@torch.no_grad()
 def _open_loop_picture(model: RSSM, store: EpisodeStore, path: Path, context: int = 5, horizon: int = 50) -> None:
     """Real against imagined over ``horizon`` steps after filtering ``context`` real ones: frames for
     pixels, the first state dimensions otherwise."""
-    import matplotlib.pyplot as plt
-
-    from worldkit.plots import filmstrip
+    from worldkit.plots import filmstrip, open_loop_states
 
     episode = store.episode(-1)
-    if len(episode["action"]) < context + horizon:
+    if len(episode["action"]) <= context + horizon:
         return
-    obs, actions = torch.as_tensor(episode["obs"]), torch.as_tensor(episode["action"])
-    state = model.observe(model.initial_state(1), None, obs[:1])
-    for t in range(1, context):
-        state = model.observe(state, actions[t - 1 : t], obs[t : t + 1])
-    imagined = []
-    for t in range(context - 1, context - 1 + horizon):
-        state, _, _ = model.imagine(state, actions[t : t + 1], temperature=0.0)
-        imagined.append(model.decode(state)[0].cpu())
-    real = episode["obs"][context : context + horizon]
+    imagined, real, _ = open_loop(model, episode, context=context, horizon=horizon, stride=10**9)
+    imagined, real = imagined[0], real[0]
     if model.pixels:
         picks = range(0, horizon, 10)
-        frames = [real[i] for i in picks] + [(imagined[i].numpy() * 255).astype(np.uint8) for i in picks]
+        frames = [real[i] for i in picks] + [(imagined[i] * 255).astype(np.uint8) for i in picks]
         filmstrip(frames, path, title="open loop, every 10th of 50 steps: real (left five), imagined (right five)")
         return
-    figure, axes = plt.subplots(2, 3, figsize=(10, 5), sharex=True)
-    for dim, ax in enumerate(axes.flat):
-        ax.plot(real[:, dim], label="real")
-        ax.plot(torch.stack(imagined)[:, dim].numpy(), label="imagined", linestyle="--")
-        ax.set_title(f"state[{dim}]")
-    axes.flat[0].legend()
-    figure.suptitle(f"open-loop prediction, {horizon} steps after {context} filtered")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    open_loop_states(real, imagined, path, dimensions={f"state[{dim}]": dim for dim in range(min(4, real.shape[-1]))},
+                     title=f"open-loop prediction, {horizon} steps after {context} filtered, real actions")
 
 
 def _save_state(path: Path, model, model_optimizer, learner, progress) -> None:

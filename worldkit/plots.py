@@ -1,4 +1,5 @@
-"""Pictures of results: learning curves, filmstrips, latent maps. Each function writes one PNG."""
+"""Pictures of results: learning curves, filmstrips, latent maps, open-loop predictions. Each
+function writes one PNG."""
 
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,20 @@ def latent_map(points: np.ndarray, colour: np.ndarray, path: str | Path, *, titl
     scatter = axes.scatter(points[:, 0], points[:, 1], c=colour, s=6, cmap="twilight" if cyclic else "viridis")
     figure.colorbar(scatter, label=colour_label)
     axes.set(title=title, xticks=[], yticks=[])
+    return _save(figure, path)
+
+
+def open_loop_states(real: np.ndarray, imagined: np.ndarray, path: str | Path, *,
+                     dimensions: Mapping[str, int], title: str = "") -> Path:
+    """Real against imagined state vectors, ``(steps, obs_dim)`` each, one panel per named dimension."""
+    figure, axes = plt.subplots(1, len(dimensions), figsize=(3.6 * len(dimensions), 3.0), squeeze=False)
+    steps = np.arange(1, len(real) + 1)
+    for axis, (label, index) in zip(axes[0], dimensions.items()):
+        axis.plot(steps, real[:, index], color="black", label="real")
+        axis.plot(steps, imagined[:, index], color="tab:orange", linestyle="--", label="imagined")
+        axis.set(title=label, xlabel="steps ahead")
+    axes[0, 0].legend(frameon=False)
+    figure.suptitle(textwrap.fill(title, 110), fontsize="medium")
     return _save(figure, path)
 
 

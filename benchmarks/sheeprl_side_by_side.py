@@ -1,0 +1,125 @@
+"""worldkit's Dreamer and SheepRL's DreamerV3 side by side on dm-control walker-walk (state), in one run.
+
+    python -m venv --system-site-packages .sheeprl && .sheeprl/bin/pip install "sheeprl[dmc]==0.8.4"
+    python benchmarks/sheeprl_side_by_side.py                       # --sheeprl=.sheeprl/bin/sheeprl
+
+SheepRL goes in a virtual environment of its own that sees worldkit's packages (torch,
+lightning, gymnasium, dm-control), so nothing of ours is replaced. Both learners get the same
+task (walker-walk from its state vector, action repeat 2), the same size preset (DreamerV3's XS:
+a 256-unit GRU, 32x32 categorical latent, 256-unit one-layer MLPs for the world model, the actor
+and the critic), the same replay ratio, batch (16 sequences of 64 steps), random prefill and
+env-step budget, and one thread each (``OMP_NUM_THREADS=1``); everything else is each library's
+default. One after the other, each as its own process, timed from start to exit (imports, the
+final evaluation episode and SheepRL's start-up included).
+
+Budgets: SheepRL counts policy steps and gradient steps per policy step; worldkit counts env
+steps (action repeats included) and replayed steps per env step. With action repeat 2 and
+batches of 16 x 64 steps, ``replay_ratio`` gradient steps per policy step is worldkit's
+``train_ratio = 512 * replay_ratio``, and both make ``replay_ratio * (steps - prefill) / 2``
+updates.
+
+The defaults are sized for a 2-core CPU (DreamerV3's own budget, 100k env steps at replay ratio
+0.5, takes days there, see docs/benchmarks.md). Writes benchmarks/results/sheeprl_side_by_side.json.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from worldkit.config import parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION_REPEAT, BATCH, LENGTH = 2, 16, 64
+
+
+@dataclass
+class Config:
+    sheeprl: str = ".sheeprl/bin/sheeprl"
+    """SheepRL's command-line entry point"""
+    env_steps: int = 6_000
+    """env steps, action repeats included"""
+    prefill: int = 2_000
+    """env steps of random actions before training"""
+    replay_ratio: float = 0.05
+    """gradient steps per policy step (SheepRL's definition)"""
+    seed: int = 0
+    out_dir: str = "benchmarks/runs/sheeprl_side_by_side"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.prefill < self.env_steps or self.replay_ratio <= 0:
+            raise ValueError("need 0 < prefill < env_steps and replay_ratio > 0")
+        if self.prefill // ACTION_REPEAT < LENGTH:
+            raise ValueError(f"prefill must hold a whole sequence: at least {LENGTH * ACTION_REPEAT} env steps")
+
+
+def timed(command: list[str], cwd: Path, log: Path) -> float:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        result = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=environment)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed (exit {result.returncode}); see {log}")
+    return seconds
+
+
+def run_worldkit(config: Config, out: Path) -> dict:
+    run_dir = out / "worldkit"
+    command = [sys.executable, str(ROOT / "recipes" / "dreamer_dmc_walker.py"), f"--run_dir={run_dir}",
+               f"--total_steps={config.env_steps}", f"--prefill={config.prefill}",
+               f"--train_ratio={512 * config.replay_ratio}", f"--action_repeat={ACTION_REPEAT}",
+               f"--batch_size={BATCH}", f"--sequence_length={LENGTH}", "--size=XS", "--dreamer.hidden=256",
+               "--dreamer.layers=1", f"--eval_every={config.env_steps}", "--eval_episodes=1", f"--seed={config.seed}",
+               "--torch_threads=1", "--wandb_mode=disabled", "--progress=False"]
+    seconds = timed(command, out, out / "worldkit.log")
+    evaluation = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()][-1]
+    return {"seconds": seconds, "return": evaluation["mean_return"], "command": " ".join(command[1:])}
+
+
+def run_sheeprl(config: Config, out: Path) -> dict:
+    if not Path(config.sheeprl).exists():
+        raise FileNotFoundError(f"no SheepRL at {config.sheeprl}; install it as this script's docstring says")
+    overrides = [
+        "exp=dreamer_v3", "env=dmc", "algo=dreamer_v3_XS", "env.wrapper.domain_name=walker",
+        "env.wrapper.task_name=walk", "env.wrapper.from_vectors=True", "env.wrapper.from_pixels=False",
+        "algo.cnn_keys.encoder=[]", "algo.cnn_keys.decoder=[]", "algo.mlp_keys.encoder=[state]",
+        "algo.mlp_keys.decoder=[state]", "env.num_envs=1", f"env.action_repeat={ACTION_REPEAT}",
+        "env.capture_video=False", "env.sync_env=True", f"algo.total_steps={config.env_steps // ACTION_REPEAT}",
+        f"algo.learning_starts={config.prefill // ACTION_REPEAT}", f"algo.replay_ratio={config.replay_ratio}",
+        f"algo.per_rank_batch_size={BATCH}", f"algo.per_rank_sequence_length={LENGTH}",
+        "fabric.accelerator=cpu", "fabric.devices=1", "fabric.precision=32-true", "buffer.memmap=False",
+        "checkpoint.every=100000000", "checkpoint.save_last=False", "algo.run_test=True", f"seed={config.seed}",
+    ]
+    (out / "sheeprl").mkdir(exist_ok=True)
+    seconds = timed([str(Path(config.sheeprl).resolve()), *overrides], out / "sheeprl", out / "sheeprl.log")
+    rewards = re.findall(r"Test - Reward: ([-\d.eE+]+)", (out / "sheeprl.log").read_text())
+    return {"seconds": seconds, "return": float(rewards[-1]), "command": "sheeprl " + " ".join(overrides)}
+
+
+def main(config: Config) -> dict:
+    out = ROOT / config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    updates = config.replay_ratio * (config.env_steps - config.prefill) / ACTION_REPEAT
+    runs = {"worldkit": run_worldkit(config, out), "sheeprl": run_sheeprl(config, out)}
+    for name, run in runs.items():
+        run["env_steps_per_second"] = config.env_steps / run["seconds"]
+        print(f"{name}: {run['seconds']:.0f} s, {run['env_steps_per_second']:.1f} env steps/s, return {run['return']:.1f}")
+    ratio = runs["worldkit"]["env_steps_per_second"] / runs["sheeprl"]["env_steps_per_second"]
+    result = {
+        "command": "python benchmarks/sheeprl_side_by_side.py", "config": asdict(config), "updates": updates,
+        "load_average": list(os.getloadavg()), "speed_ratio": ratio, "goal_ratio": 1.5, "runs": runs,
+    }
+    path = ROOT / "benchmarks" / "results" / "sheeprl_side_by_side.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"worldkit / SheepRL env steps per second: {ratio:.2f} (goal >= 1.5 at an equal or better return); "
+          f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_config(Config))

@@ -1,0 +1,54 @@
+"""Open-loop prediction: how far a world model's imagination stays with the real episode.
+
+From a start, the model filters a few real observations, then imagines with the episode's real
+actions and decodes each imagined state. Compared with the real observations, this is the
+multi-step prediction error that a dream's quality rests on (and what Dreamer papers plot).
+"""
+
+import numpy as np
+import torch
+
+from worldkit.dream.protocol import WorldModel
+
+
+@torch.no_grad()
+def open_loop(model: WorldModel, episode: dict[str, np.ndarray], *, context: int = 5, horizon: int = 50,
+              stride: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Imagined against real observations from every ``stride``-th start of ``episode``.
+
+    The model observes ``context + 1`` real observations ending at the start, then imagines
+    ``horizon`` steps with the real actions at temperature 0 (its likeliest step).
+
+    Returns:
+        ``(imagined, real, last)``: decoded imagined and real observations, each
+        ``(starts, horizon, *obs_shape)``, and the last real observation seen, ``(starts, *obs_shape)``.
+    """
+    if len(episode["action"]) < context + horizon + 1:
+        raise ValueError(f"the episode has {len(episode['action'])} steps; context {context} + horizon {horizon} "
+                         "needs more")
+    obs, actions = torch.as_tensor(episode["obs"]), torch.as_tensor(episode["action"])  # frames stay uint8
+    actions = actions.float() if actions.is_floating_point() else actions
+    starts = np.arange(context, len(episode["action"]) - horizon, stride)
+    first = starts - context
+    state = model.observe(model.initial_state(len(starts)), None, obs[first])
+    for k in range(1, context + 1):
+        state = model.observe(state, actions[first + k - 1], obs[first + k])
+    imagined = []
+    for k in range(horizon):
+        state, _, _ = model.imagine(state, actions[starts + k], temperature=0.0)
+        imagined.append(model.decode(state).cpu().numpy())
+    real = np.stack([episode["obs"][starts + k + 1] for k in range(horizon)], axis=1)
+    return np.stack(imagined, axis=1), real, episode["obs"][starts]
+
+
+def open_loop_error(model: WorldModel, episodes: list[dict[str, np.ndarray]], scale: np.ndarray, **kwargs
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step squared error, per dimension in units of ``scale`` (e.g. the data's std),
+    averaged over starts, dimensions and episodes: the model's, and that of "nothing moves"
+    (the last real observation repeated), each ``(horizon,)``. ``kwargs`` go to :func:`open_loop`."""
+    model_errors, still_errors = [], []
+    for episode in episodes:
+        imagined, real, last = open_loop(model, episode, **kwargs)
+        model_errors.append((((imagined - real) / scale) ** 2).mean(axis=(0, 2)))
+        still_errors.append((((last[:, None] - real) / scale) ** 2).mean(axis=(0, 2)))
+    return np.mean(model_errors, 0), np.mean(still_errors, 0)
