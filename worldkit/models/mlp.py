@@ -47,7 +47,6 @@ class MLPStack(nn.Sequential):
             x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.relu(x)
         return x
 
-
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
         """This stack as a numpy function over views of its weights, for inference at one env step."""
         return numpy_layers([layer for layer in self if isinstance(layer, nn.Linear)], numpy_relu)
