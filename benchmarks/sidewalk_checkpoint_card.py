@@ -6,7 +6,8 @@ with measured model cards.
 V's card: its reconstruction error (summed squared error per frame, pixels in [0, 1]) on fresh
 random-policy Sidewalk frames, beside the error of predicting their mean frame. M's card: its
 negative log-likelihood of the next latent (nats per step) on the same fresh episodes encoded
-by V. M is the run's last round's. Both are measured here with a fixed seed;
+by V, and how well M tells the steps that end an episode from the others. M is the run's
+last round's. Both are measured here with a fixed seed;
 tests/test_shipped_checkpoints.py measures them again on other fresh episodes.
 """
 
@@ -48,12 +49,17 @@ def measure(vae: ConvVAE, mdnrnn: MDNRNN, episodes: int, seed: int) -> dict[str,
         latents = LatentEpisodes.encode(vae, store, progress=False)
     target = frames.float() / 255
     recon = torch.cat([vae.reconstruct(chunk) for chunk in frames.split(256)])
-    windows = LatentSequenceDataModule(latents, 64, batch_size=len(latents), val_fraction=0).train_dataloader()
-    nll, steps = zip(*((mdnrnn.losses(batch)["nll"] * batch["mask"].sum(), batch["mask"].sum()) for batch in windows))
+    longest = max(len(episode["action"]) for episode in latents.episodes)
+    [batch] = LatentSequenceDataModule(latents, longest, batch_size=len(latents), val_fraction=0).train_dataloader()
+    _, h, _ = mdnrnn(batch["mu"][:, :-1], batch["action"])
+    done = torch.sigmoid(mdnrnn.outcome(h, batch["mu"][:, 1:]).done_logit)
+    ends, mask = batch["terminated"], batch["mask"]
     return {
         "recon_error_per_frame": (recon - target).pow(2).flatten(1).sum(-1).mean().item(),
         "mean_frame_error_per_frame": (target - target.mean(0)).pow(2).flatten(1).sum(-1).mean().item(),
-        "next_latent_nll_per_step": (sum(nll) / sum(steps)).item(),
+        "next_latent_nll_per_step": mdnrnn.losses(batch)["nll"].item(),
+        "done_probability_at_ends": done[ends].mean().item(),
+        "done_probability_elsewhere": done[mask & ~ends].mean().item(),
         "measured_on": f"{episodes} random-policy episodes of {vae.env_spec}, seed {seed}",
     }
 
@@ -73,7 +79,9 @@ def main(config: Config) -> None:
                 f"by `{' '.join(['python', *sys.argv])}`.\n\nMeasured on {metrics['measured_on']}:\n\n"
                 f"- V's reconstruction error: {metrics['recon_error_per_frame']:.1f} per frame (mean frame: "
                 f"{metrics['mean_frame_error_per_frame']:.1f})\n"
-                f"- M's NLL of the next latent: {metrics['next_latent_nll_per_step']:.1f} nats per step\n\n"
+                f"- M's NLL of the next latent: {metrics['next_latent_nll_per_step']:.1f} nats per step\n"
+                f"- M's probability that a step ends the episode: {metrics['done_probability_at_ends']:.2f} at the "
+                f"steps that did, {metrics['done_probability_elsewhere']:.3f} at the others\n\n"
                 "What controllers trained in their dream achieve in the real env: docs/world_models.md.\n\n"
                 "Load with `ConvVAE.from_pretrained(\"sidewalk-vae\")`, `MDNRNN.from_pretrained(\"sidewalk-mdnrnn\")`, "
                 "or `python recipes/miniworld_cmaes.py --pretrained=True`.\n")

@@ -82,8 +82,11 @@ class Config:
     hidden_dim: int = 256
     num_mixtures: int = 5
     repulsion_weight: float = 0.0
-    sequence_length: int = 64
-    mdn_batch_size: int = 32
+    sequence_length: int = 0
+    """steps per training sequence of M; 0: whole episodes (the longest stored), so M learns to carry
+    its state as far as a dream does. Windows shorter than the dream's horizon leave M's late
+    dream steps, where Sidewalk's box is reached, in states it never trained from"""
+    mdn_batch_size: int = 16
     mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000, val_check_interval=1000))
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
     rounds: int = 2
@@ -116,6 +119,8 @@ class Config:
                self.round_episodes, self.round_mdn_steps) < 1:
             raise ValueError("collect_episodes, eval_episodes, eval_workers, dream_eval_rollouts, round_episodes and "
                              "round_mdn_steps must be positive")
+        if self.sequence_length < 0:
+            raise ValueError(f"sequence_length must be >= 0 (0: whole episodes), got {self.sequence_length}")
         if self.rounds < 0 or self.select_episodes < 0:
             raise ValueError(f"rounds and select_episodes must be >= 0, got {self.rounds} and {self.select_episodes}")
         if not 0 <= self.round_explore <= 1:
@@ -228,7 +233,8 @@ def stage_mdnrnn(config: Config, vae: ConvVAE, latents: LatentEpisodes, run: Pat
             trainer_config = dataclasses.replace(config.mdn_trainer, max_steps=config.round_mdn_steps,
                                                  val_check_interval=min(config.mdn_trainer.val_check_interval,
                                                                         config.round_mdn_steps))
-        data = LatentSequenceDataModule(latents, config.sequence_length, batch_size=config.mdn_batch_size, seed=seed)
+        length = config.sequence_length or max(len(episode["action"]) for episode in latents.episodes)
+        data = LatentSequenceDataModule(latents, length, batch_size=config.mdn_batch_size, seed=seed)
         metrics = _fit(mdnrnn, data, trainer_config, run / "mdnrnn", config) if trainer_config else {
             "pretrained": PRETRAINED_MDNRNN}
         mdnrnn.env_spec = latents.env_spec

@@ -38,7 +38,7 @@ def dream_model() -> VAEMDNWorldModel:
     torch.manual_seed(0)
     model = VAEMDNWorldModel.compose(ConvVAE(channels=(8, 16), latent_dim=8), MDNRNN(latent_dim=8, hidden_dim=16))
     with torch.no_grad():
-        model.mdnrnn.head.bias[-1] = -4.0  # done logit: P(continue) ~ 0.98
+        model.mdnrnn.outcome_head[-1].bias[-1] = -4.0  # done logit: P(continue) ~ 0.98
     return model
 
 

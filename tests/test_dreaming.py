@@ -53,7 +53,7 @@ def world_models(walker_store, tmp_path_factory):
     vae_mdn = VAEMDNWorldModel.compose(ConvVAE((30, 40, 3), latent_dim=8, channels=(8, 16)),
                                        MDNRNN(latent_dim=8, hidden_dim=16))
     with torch.no_grad():
-        vae_mdn.mdnrnn.head.bias[-1] = -4.0  # an untrained M whose dreams rarely end
+        vae_mdn.mdnrnn.outcome_head[-1].bias[-1] = -4.0  # an untrained M whose dreams rarely end
     models = {"rssm": (rssm.eval(), walker_store, "Walker2d-v4"), "mlp": (mlp.eval(), walker_store, "Walker2d-v4"),
               "vae_mdn": (vae_mdn, sidewalk, "miniworld:Sidewalk")}
     return {name: (model, real_start_states(model, store, steps_per_episode=40), spec)

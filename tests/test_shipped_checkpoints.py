@@ -40,11 +40,15 @@ def test_sidewalk_vae_and_mdnrnn_meet_their_cards(tmp_path):
         latents = LatentEpisodes.encode(vae, store, progress=False)
         [batch] = LatentSequenceDataModule(latents, 200, batch_size=len(latents), val_fraction=0).train_dataloader()
         nll = mdnrnn.losses(batch)["nll"].item()
+        _, h, _ = mdnrnn(batch["mu"][:, :-1], batch["action"])
+        done = torch.sigmoid(mdnrnn.outcome(h, batch["mu"][:, 1:]).done_logit)
     error = (recon - frames).pow(2).flatten(1).sum(-1).mean().item()
     mean_frame = (frames - frames.mean(0)).pow(2).flatten(1).sum(-1).mean().item()
     assert error < mean_frame / 4, "V should reconstruct far better than the mean frame"
     assert error == pytest.approx(card["recon_error_per_frame"], rel=0.3)
     assert nll == pytest.approx(card["next_latent_nll_per_step"], abs=8.0)  # nats per step
+    ends, others = batch["terminated"], batch["mask"] & ~batch["terminated"]
+    assert done[ends].mean() > 10 * done[others].mean(), "M should tell the steps that end an episode"
 
 
 def test_dmc_walker_rssm_meets_its_card(tmp_path):

@@ -105,14 +105,16 @@ def test_mixture_samples_follow_the_mixture_and_temperature():
     assert (wide.sample(0.0)[:, 0] == 3.0).all()
 
 
-def test_reward_comes_from_steps_that_end_and_stays_in_the_range_seen():
-    """Reward only on arrival: the head for ongoing steps learns 0, the one for ending steps the
-    payment, and outside training neither promises more than its kind of step ever paid."""
+def test_outcome_is_read_from_where_the_step_leads_and_stays_in_the_range_seen():
+    """Episodes of random length end where the last frame shows it: done and reward are read from
+    that next latent, so the ending steps are recognised (a head on h_t alone could only learn the
+    average hazard); the reward for ongoing steps learns 0, and outside training neither reward
+    promises more than its kind of step ever paid."""
     rng = np.random.default_rng(0)
     episodes = []
     for length in rng.integers(8, 20, 60):
         success = rng.random() < 0.5
-        mu = np.cumsum(rng.normal(0, 0.3, (length + 1, 4)), 0).astype(np.float32)
+        mu = np.cumsum(rng.normal(0, 0.3, (length + 1, 4)), 0).clip(-2, 2).astype(np.float32)
         mu[-1, 0] = 3.0 if success else -3.0  # the last frame shows how the episode ended
         episodes.append({"mu": mu, "logvar": np.zeros_like(mu), "action": rng.integers(0, 3, length),
                          "reward": np.where(np.arange(length) == length - 1, 0.9 * success, 0).astype(np.float32),
@@ -124,15 +126,18 @@ def test_reward_comes_from_steps_that_end_and_stays_in_the_range_seen():
     torch.testing.assert_close(mdnrnn.reward_range, torch.tensor([[0.0, 0.0], [0.0, 0.9]]))
     batch = next(iter(data.train_dataloader()))
     with torch.no_grad():
-        heads, _, _ = mdnrnn.eval()(batch["mu"][:, :-1], batch["action"])
-    ongoing = batch["mask"] & ~batch["terminated"]
-    assert heads.reward_if_continues[ongoing].abs().max() == 0  # clamped to [0, 0]
-    assert heads.expected_reward()[ongoing].mean() < 0.05  # no reward for merely staying alive
+        _, h, _ = mdnrnn.eval()(batch["mu"][:, :-1], batch["action"])
+        outcome = mdnrnn.outcome(h, batch["mu"][:, 1:])
+    ongoing, ends = batch["mask"] & ~batch["terminated"], batch["terminated"]
+    done = torch.sigmoid(outcome.done_logit)
+    assert done[ends].mean() > 0.5 and done[ongoing].mean() < 0.05  # the average hazard is about 0.07
+    assert outcome.reward_if_continues[ongoing].abs().max() == 0  # clamped to [0, 0]
+    assert outcome.expected_reward()[ongoing].mean() < 0.02  # no reward for merely staying alive
     with torch.no_grad():
-        mdnrnn.head.bias[-3:-1] = 100.0  # a head gone wild, as far out of the data
-        wild = mdnrnn.heads(torch.zeros(1, 32))
+        mdnrnn.outcome_head[-1].bias[:2] = 100.0  # a head gone wild, as far out of the data
+        wild = mdnrnn.outcome(torch.zeros(1, 32), torch.zeros(1, 4))
     assert wild.reward_if_continues.item() == 0.0 and wild.reward_if_ends.item() == pytest.approx(0.9)
-    assert mdnrnn.train().heads(torch.zeros(1, 32)).reward_if_ends.item() > 50  # training sees the raw output
+    assert mdnrnn.train().outcome(torch.zeros(1, 32), torch.zeros(1, 4)).reward_if_ends.item() > 50  # raw in training
 
 
 def test_a_vae_checkpoint_refuses_frames_of_another_shape(tmp_path):

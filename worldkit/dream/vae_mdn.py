@@ -88,11 +88,11 @@ class VAEMDNWorldModel(nn.Module):
     def imagine(self, state: MDNState, action: torch.Tensor, *, temperature: float = 1.0,
                 generator: torch.Generator | None = None) -> tuple[MDNState, torch.Tensor, torch.Tensor]:
         """z' sampled from M's mixture with ``temperature``; the expected reward and the continue
-        probability from its heads."""
+        probability of the step that led there, from M's outcome head on (h, z')."""
         h, c = self._advance(state, action)
-        heads = self.mdnrnn.heads(h)
-        z = heads.mixture.sample(temperature, generator)
-        return MDNState(z, h, c), heads.expected_reward(), torch.sigmoid(-heads.done_logit)
+        z = self.mdnrnn.mixture(h).sample(temperature, generator)
+        outcome = self.mdnrnn.outcome(h, z)
+        return MDNState(z, h, c), outcome.expected_reward(), torch.sigmoid(-outcome.done_logit)
 
     def features(self, state: MDNState) -> torch.Tensor:
         """[z, h], as World Models' controller reads."""

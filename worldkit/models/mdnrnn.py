@@ -2,14 +2,21 @@
 
     h_t = LSTM([z_t, onehot(a_t)], h_{t-1})
     p(z_{t+1} | h_t) = prod_d sum_k pi_dk N(mu_dk, sigma_dk^2)     (K components per latent dim)
-    P(terminated_t) = sigmoid(done head(h_t))
-    E[r_t] = P(terminated_t) * r_end(h_t) + (1 - P(terminated_t)) * r_go(h_t)
+    P(terminated_t) = sigmoid(done(h_t, z_{t+1}))
+    E[r_t] = P(terminated_t) * r_end(h_t, z_{t+1}) + (1 - P(terminated_t)) * r_go(h_t, z_{t+1})
 
-The reward is two heads, one for the step that ends the episode and one for the steps that do
+The step's outcome (done and rewards) is read from the LSTM output *and the latent the step led
+to*, by a small MLP, as Dreamer reads reward and continue from the state reached. A task ends on
+where the agent arrives (at the box, in the street), which the next frame shows and h_t, which
+must first guess that frame, does not: on Sidewalk a linear done head on h_t gave P(done) 0.03
+at the steps that reached the box and 0.01 everywhere else, so dreams ended by a constant hazard
+and paid a little for every step survived, which CMA-ES learned to collect.
+
+The reward is two outputs, one for the step that ends the episode and one for the steps that do
 not, weighted by the done probability. In tasks that pay only on arrival (MiniWorld's), a single
 regression head trained on every step learns the average reward per step, a small constant that
-a dreaming controller collects by merely staying alive; split, each head sees one kind of step,
-and reward in the dream has to be earned by reaching states where episodes end well.
+a dreaming controller collects by merely staying alive; split, each sees one kind of step, and
+reward in the dream has to be earned by reaching states where episodes end well.
 
 A mixture rather than one Gaussian, because one (z, a) can lead to several futures: the box
 comes into view or does not. The optional repulsion loss penalises the overlap of components of
@@ -26,15 +33,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
+from worldkit.models.mlp import mlp
 
 LOG_SQRT_2PI = 0.5 * torch.log(torch.tensor(2 * torch.pi)).item()
 
 
-class Heads(NamedTuple):
-    """What M predicts from an LSTM output: the mixture over the next z and the rewards and
-    done logit of the step, tensors (...)."""
+class Outcome(NamedTuple):
+    """What M predicts of a step from the LSTM output and the next latent: the rewards if the
+    episode goes on and if it ends, and the done logit, tensors (...)."""
 
-    mixture: "Mixture"
     reward_if_continues: torch.Tensor
     reward_if_ends: torch.Tensor
     done_logit: torch.Tensor
@@ -86,7 +93,7 @@ class Mixture(NamedTuple):
 
 @checkpointable
 class MDNRNN(L.LightningModule):
-    """Mixture-density LSTM over VAE latents, with reward and done heads (a LightningModule).
+    """Mixture-density LSTM over VAE latents, with an outcome head for rewards and done (a LightningModule).
 
     Trains on batches of latent windows as :class:`worldkit.dream.LatentSequenceDataModule`
     gives: ``mu``, ``logvar`` (B, T+1, Z), ``action`` (B, T), ``reward``, ``terminated`` and
@@ -98,9 +105,9 @@ class MDNRNN(L.LightningModule):
         hidden_dim: LSTM size.
         num_mixtures: Gaussian components per latent dimension (K).
         repulsion_weight: weight of the overlap penalty between components (0: off).
-        reward_weight: weight of the reward heads' squared errors (each averaged over its own
+        reward_weight: weight of the two rewards' squared errors (each averaged over its own
             kind of step: those that end an episode and those that do not).
-        done_weight: weight of the done head's cross-entropy.
+        done_weight: weight of the done logit's cross-entropy.
         sample_latents: train on z drawn from each frame's posterior (World Models' choice, an
             augmentation) rather than on its mean, which is what a controller sees through
             ``observe``; with means, dreamed z and real z come from the same distribution.
@@ -118,34 +125,40 @@ class MDNRNN(L.LightningModule):
             raise ValueError("loss weights and grad_clip must be >= 0")
         self.save_hyperparameters()
         self.lstm = nn.LSTM(latent_dim + num_actions, hidden_dim, batch_first=True)
-        self.head = nn.Linear(hidden_dim, 3 * latent_dim * num_mixtures + 3)
+        self.head = nn.Linear(hidden_dim, 3 * latent_dim * num_mixtures)
+        self.outcome_head = mlp([hidden_dim + latent_dim, hidden_dim, hidden_dim, 3])
         # The smallest and largest reward seen in training on steps that go on (row 0) and on steps
-        # that end an episode (row 1): outside training each reward head is clamped to its own, so a
+        # that end an episode (row 1): outside training each reward is clamped to its own, so a
         # dream that wanders where M saw no data cannot promise more than the task ever paid there.
         self.register_buffer("reward_range", torch.tensor([[float("inf"), float("-inf")]] * 2))
 
     def forward(self, z: torch.Tensor, action: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[Heads, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+                ) -> tuple["Mixture", torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Run over a sequence: z (B, T, Z) and integer actions (B, T).
 
         Returns:
-            The heads' predictions for each step (B, T), the LSTM outputs h (B, T, H), and the
-            final LSTM state (h, c), each (1, B, H).
+            The mixture over each next z (B, T), the LSTM outputs h (B, T, H), and the final LSTM
+            state (h, c), each (1, B, H).
         """
         inputs = torch.cat([z, F.one_hot(action.long(), self.hparams.num_actions).to(z.dtype)], -1)
         h, state = self.lstm(inputs, state)
-        return self.heads(h), h, state
+        return self.mixture(h), h, state
 
-    def heads(self, h: torch.Tensor) -> Heads:
-        """M's predictions read from LSTM outputs h (..., H)."""
-        out = self.head(h)
-        mixture = out[..., :-3].unflatten(-1, (3, self.hparams.latent_dim, self.hparams.num_mixtures))
-        logit_pi, mu, log_sigma = mixture.unbind(-3)
-        rewards = out[..., -3:-1]
+    def mixture(self, h: torch.Tensor) -> "Mixture":
+        """M's density over the next z, read from LSTM outputs h (..., H)."""
+        logit_pi, mu, log_sigma = self.head(h).unflatten(-1, (3, self.hparams.latent_dim, self.hparams.num_mixtures)
+                                                          ).unbind(-3)
+        return Mixture(logit_pi, mu, log_sigma.clamp(-7, 3))
+
+    def outcome(self, h: torch.Tensor, next_z: torch.Tensor) -> Outcome:
+        """The step's rewards and done logit, from LSTM outputs h (..., H) and the latents the steps
+        led to (..., Z); outside training, each reward is clamped to the range its kind had in the data."""
+        out = self.outcome_head(torch.cat([h, next_z], -1))
+        rewards = out[..., :2]
         if not self.training:
             low, high = self.reward_range.unbind(-1)
             rewards = rewards.clamp(torch.where(low.isfinite(), low, -torch.inf), torch.where(high.isfinite(), high, torch.inf))
-        return Heads(Mixture(logit_pi, mu, log_sigma.clamp(-7, 3)), rewards[..., 0], rewards[..., 1], out[..., -1])
+        return Outcome(rewards[..., 0], rewards[..., 1], out[..., 2])
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-step NLL of z_{t+1} (nats, summed over dims), reward and done losses, the repulsion
@@ -153,14 +166,14 @@ class MDNRNN(L.LightningModule):
         z = batch["mu"]
         if self.hparams.sample_latents and self.training:
             z = z + torch.randn_like(z) * (0.5 * batch["logvar"]).exp()
-        heads, _, _ = self(z[:, :-1], batch["action"])
-        mixture = heads.mixture
+        mixture, h, _ = self(z[:, :-1], batch["action"])
+        outcome = self.outcome(h, z[:, 1:])
         mask, ends = batch["mask"].float(), batch["terminated"].float()
         steps = mask.sum().clamp_min(1)
         nll = -(mixture.log_prob(z[:, 1:]) * mask).sum() / steps
-        reward_loss = (_masked_mean((heads.reward_if_continues - batch["reward"]).pow(2), mask * (1 - ends))
-                       + _masked_mean((heads.reward_if_ends - batch["reward"]).pow(2), mask * ends))
-        done_loss = (F.binary_cross_entropy_with_logits(heads.done_logit, ends, reduction="none") * mask).sum() / steps
+        reward_loss = (_masked_mean((outcome.reward_if_continues - batch["reward"]).pow(2), mask * (1 - ends))
+                       + _masked_mean((outcome.reward_if_ends - batch["reward"]).pow(2), mask * ends))
+        done_loss = (F.binary_cross_entropy_with_logits(outcome.done_logit, ends, reduction="none") * mask).sum() / steps
         repulsion = (mixture.overlap() * mask).sum() / steps if self.hparams.num_mixtures > 1 else z.new_zeros(())
         hp = self.hparams
         loss = nll + hp.reward_weight * reward_loss + hp.done_weight * done_loss + hp.repulsion_weight * repulsion
