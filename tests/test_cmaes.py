@@ -37,8 +37,13 @@ def dream_model() -> VAEMDNWorldModel:
     """An untrained but real V + M whose episodes rarely end, and start states from random latents."""
     torch.manual_seed(0)
     model = VAEMDNWorldModel.compose(ConvVAE(channels=(8, 16), latent_dim=8), MDNRNN(latent_dim=8, hidden_dim=16))
-    with torch.no_grad():
-        model.mdnrnn.outcome_head[-1].bias[-1] = -4.0  # done logit: P(continue) ~ 0.98
+    with torch.no_grad():  # outcome: a fixed linear reward of h for ongoing steps, P(continue) ~ 0.98
+        first, second, last = model.mdnrnn.outcome_head[::2]
+        first.weight.zero_()[:, :16] = torch.eye(16)  # relu(h + 1) = h + 1: h from the LSTM is in (-1, 1)
+        first.bias.fill_(1.0)
+        second.weight.copy_(torch.eye(16)), second.bias.zero_()
+        last.weight[0] = torch.randn(16, generator=torch.Generator().manual_seed(3))
+        last.bias[-1] = -4.0
     return model
 
 
