@@ -4,6 +4,7 @@
     python benchmarks/mbppo_returns.py --workers=16                      # a bigger machine: 16 runs at once
     python benchmarks/mbppo_returns.py --envs Hopper-v4 --variants ppo mbppo --seeds 1
     python benchmarks/mbppo_returns.py --report_only=True                # report from the runs on disk
+    python benchmarks/mbppo_returns.py --variants ppo no_curiosity_h1 --seeds 1 2 3 4 5 6 7 8 9 --name=mbppo_horizon
 
 Each (env, variant, seed) is one ``recipes/mbppo_hopper.py`` process (one torch thread) writing
 to ``<run_dir>/<variant>/``; finished runs are skipped and killed ones resume, so the grid can be
@@ -37,6 +38,14 @@ VARIANTS = {
     # not an ablation: the best variant on Walker2d, with four times the seed's imagination budget
     "no_curiosity_4x_rollouts": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.min_rollouts=40",
                                  "--mbppo.max_rollouts=400"],
+    # is it the horizon that hurts? one-step dreams, at the seed's imagined budget and at 4x it
+    "mbppo_h1": ["--method=mbppo", "--mbppo.horizon=1", "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500"],
+    "no_curiosity_h1": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1", "--mbppo.min_rollouts=50",
+                        "--mbppo.max_rollouts=500"],
+    "no_curiosity_h1_2x": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
+                           "--mbppo.min_rollouts=100", "--mbppo.max_rollouts=1000"],
+    "no_curiosity_h1_4x": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
+                           "--mbppo.min_rollouts=200", "--mbppo.max_rollouts=2000"],
 }
 # Where an MBPPO iteration's time goes, from the recipe's per-update metrics.
 TIME_PARTS = {"model training": "mbppo/model_time", "imagination": "mbppo/imagination_time",
@@ -58,6 +67,8 @@ class Config:
     extra: tuple[str, ...] = ()
     """more recipe flags for every run, e.g. --extra=--mbppo.ensemble_size=7"""
     report_only: bool = False
+    name: str = "mbppo_returns"
+    """stem of the results: benchmarks/results/<name>.json and <name>_<env>.png"""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.variants) - set(VARIANTS))
@@ -192,7 +203,7 @@ def report(config: Config) -> dict:
             results["runs"][f"{env}/{variant}"] = entry
             curves[variant] = [tuple(zip(*r["train"])) for r in runs.values() if r["train"]]
         if curves:
-            picture = learning_curves(curves, ROOT / "benchmarks" / "results" / f"mbppo_returns_{env}.png",
+            picture = learning_curves(curves, ROOT / "benchmarks" / "results" / f"{config.name}_{env}.png",
                                       title=f"{env}: training return (last 100 episodes), mean and 95% CI over seeds",
                                       xlabel="real env steps")
             (ROOT / "docs" / "img" / picture.name).write_bytes(picture.read_bytes())
@@ -203,7 +214,7 @@ def report(config: Config) -> dict:
         for name in [n for n in entry if n.startswith(("train_", "eval_"))] + ["seconds_per_real_step"]:
             mine, theirs = entry[name]["mean"], ppo[name]["mean"]
             entry[name]["ratio_to_ppo"] = mine / theirs if mine is not None and theirs not in (None, 0) else None
-    out = ROOT / "benchmarks" / "results" / "mbppo_returns.json"
+    out = ROOT / "benchmarks" / "results" / f"{config.name}.json"
     out.write_text(json.dumps(results, indent=2))
     _print_tables(results, config)
     return results
