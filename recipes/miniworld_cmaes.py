@@ -89,6 +89,11 @@ class Config:
     mdn_batch_size: int = 16
     mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000, val_check_interval=1000))
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
+    act_explore: float = 0.3
+    """share of the chosen controllers' actions replaced by random ones (drawn as the collection
+    draws them) once their search is done: in selection, evaluation and the dream's estimate. Alone,
+    a confident controller can turn left, turn right, left, ... on one spot for a whole real episode,
+    a loop its dreams never showed; the searches dream without this floor (--cmaes.explore)"""
     rounds: int = 2
     """iterative rounds after the first controller (0: World Models' single pass)"""
     round_episodes: int = 300
@@ -123,19 +128,25 @@ class Config:
             raise ValueError(f"sequence_length must be >= 0 (0: whole episodes), got {self.sequence_length}")
         if self.rounds < 0 or self.select_episodes < 0:
             raise ValueError(f"rounds and select_episodes must be >= 0, got {self.rounds} and {self.select_episodes}")
-        if not 0 <= self.round_explore <= 1:
-            raise ValueError(f"round_explore must be in [0, 1], got {self.round_explore}")
+        if not 0 <= self.round_explore <= 1 or not 0 <= self.act_explore <= 1:
+            raise ValueError(f"round_explore and act_explore must be in [0, 1], got {self.round_explore} and "
+                             f"{self.act_explore}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         if not 0 <= self.forward_probability <= 1:
             raise ValueError(f"forward_probability must be in [0, 1], got {self.forward_probability}")
 
 
+def forward_biased(forward: float) -> list[float]:
+    """P(turn left), P(turn right), P(move forward)."""
+    return [(1 - forward) / 2, (1 - forward) / 2, forward]
+
+
 class ForwardBiased:
     """Random actions, moving forward (action 2) with a set probability and turning otherwise."""
 
     def __init__(self, forward: float, seed: int):
-        self.probabilities = [(1 - forward) / 2, (1 - forward) / 2, forward]
+        self.probabilities = forward_biased(forward)
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -172,7 +183,7 @@ def run_seed(config: Config, env: str, name: str, seed: int) -> dict:
                                  initial=controller if config.round_warm_start else None)
     chosen = stage_select(config, env, stages, run, seed)
     world_model = VAEMDNWorldModel.from_pretrained(chosen / "checkpoints" / "world_model")
-    controller = LinearController.from_pretrained(chosen / "checkpoints" / "controller")
+    controller = _acting(LinearController.from_pretrained(chosen / "checkpoints" / "controller"), config)
     return stage_evaluate(config, world_model, controller, _start_states(world_model, latents), latents, env, run,
                           chosen, seed)
 
@@ -246,9 +257,8 @@ def stage_mdnrnn(config: Config, vae: ConvVAE, latents: LatentEpisodes, run: Pat
 def stage_round_collect(config: Config, env: str, world_model: VAEMDNWorldModel, controller: LinearController,
                         run: Path, seed: int) -> EpisodeStore:
     """Real episodes of the controller, a share of its steps replaced by forward-biased random actions."""
-    forward = config.forward_probability
     policy = RealEnvPolicy(world_model, controller.act, explore=config.round_explore,
-                           explore_actions=[(1 - forward) / 2, (1 - forward) / 2, forward], seed=seed)
+                           explore_actions=forward_biased(config.forward_probability), seed=seed)
     store = collect(run / "store", env, episodes=config.round_episodes, policy=policy, seed=seed,
                     size=config.frame_size, progress=config.progress)
     successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in store]
@@ -261,7 +271,7 @@ def stage_cmaes(config: Config, world_model: VAEMDNWorldModel, start_states, run
                 initial: LinearController | None = None) -> LinearController:
     folder = run / "checkpoints" / "controller"
     if not folder.exists():
-        cmaes = _with_seed(config.cmaes, seed)
+        cmaes = _search_settings(config, seed)
         history_file = run / "cmaes.jsonl"
         history_file.unlink(missing_ok=True)  # an interrupted search starts over
         with RunLogger(run / "cmaes", config, mode=config.wandb_mode, name=f"{run.name}-cmaes") as logger, \
@@ -291,16 +301,19 @@ def stage_select(config: Config, env: str, stages: list[Path], run: Path, seed: 
         return stages[-1]
     names = [str(stage.relative_to(run)) for stage in stages]
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if list(saved.get("stages", {})) != names or saved.get("episodes") != config.select_episodes:  # else reuse
+    if (list(saved.get("stages", {})) != names or saved.get("episodes") != config.select_episodes
+            or saved.get("explore", 0.0) != config.act_explore):  # else reuse
         scores = {}
         for name, stage in zip(names, stages):
             real = evaluate_in_env(VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model"),
-                                   LinearController.from_pretrained(stage / "checkpoints" / "controller"), env,
+                                   _acting(LinearController.from_pretrained(stage / "checkpoints" / "controller"),
+                                           config), env,
                                    config.select_episodes, seed=SELECTION_SEEDS + 1000 * seed,
                                    workers=config.eval_workers, size=config.frame_size, progress=config.progress)
             scores[name] = {key: real[key] for key in ("success_rate", "mean_return", "mean_steps")}
         best = max(scores, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
-        path.write_text(json.dumps({"episodes": config.select_episodes, "stages": scores, "chosen": best}, indent=2))
+        path.write_text(json.dumps({"episodes": config.select_episodes, "explore": config.act_explore,
+                                    "stages": scores, "chosen": best}, indent=2))
         print(f"{run.name}: real success of each stage's controller in {config.select_episodes} episodes: "
               + ", ".join(f"{'first' if stage == '.' else stage} {score['success_rate']:.0%}"
                           for stage, score in scores.items()))
@@ -314,9 +327,10 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
     env and in the dream; logged with the run's pictures and checkpoints (W&B and ``eval/``)."""
     path = run / "evaluation.json"
     controller_path = str(final / "checkpoints" / "controller")
-    if path.exists() and json.loads(path.read_text())["controller"] == controller_path:
-        return json.loads(path.read_text())  # else another controller was chosen since: evaluate it
-    cmaes = _with_seed(config.cmaes, seed)
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if saved.get("controller") == controller_path and saved.get("explore", 0.0) == controller.hparams["explore"]:
+        return saved  # else another controller (or floor) was chosen since: evaluate it
+    cmaes = _search_settings(config, seed)
     generator = torch.Generator().manual_seed(seed)
     starts = select_state(start_states, torch.randint(len(latents), (config.dream_eval_rollouts,), generator=generator))
     dream = imagine_rollout(world_model, starts, controller.act, cmaes.horizon, temperature=cmaes.temperature,
@@ -325,7 +339,8 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
                            workers=config.eval_workers, size=config.frame_size, progress=config.progress)
     data_successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in latents.episodes]
     result = {
-        "env": env, "seed": seed, "controller": controller_path,
+        "env": env, "seed": seed, "controller": controller_path, "explore": controller.hparams["explore"],
+        "explore_actions": controller.hparams["explore_actions"],
         "real": real,
         "dream": {"mean_return": dream.returns().mean().item(), "mean_steps": dream.expected_length().mean().item(),
                   "rollouts": config.dream_eval_rollouts, "horizon": cmaes.horizon, "temperature": cmaes.temperature},
@@ -358,8 +373,19 @@ def _fit(module, data, trainer_config: TrainerConfig, stage_dir: Path, config: C
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
-def _with_seed(cmaes: CMAESConfig, seed: int) -> CMAESConfig:
-    return dataclasses.replace(cmaes, seed=seed)
+def _acting(controller: LinearController, config: Config) -> LinearController:
+    """The controller as the recipe lets it act after its search: with the act_explore floor."""
+    return controller.exploring(config.act_explore, _exploring_actions(config))
+
+
+def _exploring_actions(config: Config) -> list[float] | None:
+    return forward_biased(config.forward_probability) if config.collect_policy == "forward_biased" else None
+
+
+def _search_settings(config: Config, seed: int) -> CMAESConfig:
+    """The run's CMA-ES settings with its seed, exploring as the collection does by default."""
+    explore_actions = config.cmaes.explore_actions or _exploring_actions(config)
+    return dataclasses.replace(config.cmaes, seed=seed, explore_actions=explore_actions and tuple(explore_actions))
 
 
 @torch.no_grad()

@@ -111,6 +111,34 @@ def test_controller_checkpoint_round_trip_and_sampling(tmp_path):
     assert (choose_actions(logits, True) == 2).all()
 
 
+def test_an_exploration_floor_is_part_of_the_controller_in_the_dream_and_on_disk(dream_model, tmp_path):
+    # A sure controller (always action 0) with a 30% floor drawn from (0.2, 0.2, 0.6).
+    controller = LinearController(4, 3, deterministic=True, explore=0.3, explore_actions=[0.2, 0.2, 0.6])
+    controller.bias.data = torch.tensor([100.0, 0.0, 0.0])
+    loaded = from_pretrained(save_pretrained(controller, tmp_path / "c"))
+    actions = loaded.act(torch.zeros(20_000, 4), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.bincount(actions, minlength=3) / 20_000, torch.tensor([0.76, 0.06, 0.18]),
+                               atol=0.015, rtol=0)
+    # The population explores in the dream as the saved controller will act.
+    config = CMAESConfig(population=2, rollouts=500, horizon=4, temperature=0.0, explore=0.3,
+                         explore_actions=(0.2, 0.2, 0.6))
+    vector = torch.cat([torch.zeros(dream_model.feature_dim * 3), torch.tensor([100.0, 0.0, 0.0])])
+    dream = dream_population(dream_model, start_states(dream_model, 500), vector.repeat(2, 1), config,
+                             torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.bincount(dream.actions.reshape(-1), minlength=3) / dream.actions.numel(),
+                               torch.tensor([0.76, 0.06, 0.18]), atol=0.015, rtol=0)
+    assert train_in_dream(dream_model, start_states(dream_model, 4),
+                          dataclasses.replace(config, generations=1, rollouts=2), progress=False
+                          ).controller.hparams["explore"] == 0.3
+    with pytest.raises(ValueError, match="explore must be a probability"):
+        CMAESConfig(explore=1.5)
+    with pytest.raises(ValueError, match="summing to 1"):
+        LinearController(4, 3, explore=0.1, explore_actions=[0.5, 0.6, 0.0])
+    with pytest.raises(ValueError, match="all 3 actions"):  # before the search starts
+        train_in_dream(dream_model, start_states(dream_model, 4),
+                       dataclasses.replace(config, explore_actions=(0.5, 0.5)), progress=False)
+
+
 def test_real_env_evaluation_in_workers_matches_one_process(dream_model, tmp_path):
     controller = LinearController(dream_model.feature_dim, 3).load_vector(
         torch.randn(dream_model.feature_dim * 3 + 3, generator=torch.Generator().manual_seed(3)))

@@ -245,6 +245,7 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     assert json.loads((run / "evaluation.json").read_text()) == result
     selection = json.loads((run / "selection.json").read_text())
     assert set(selection["stages"]) == {".", "round1"} and selection["episodes"] == 2
+    assert selection["explore"] == result["explore"] == 0.3  # the controllers act with the recipe's floor
     assert result["controller"] == str(run / selection["chosen"] / "checkpoints" / "controller")
     assert len(LatentEpisodes.load(run / "round1" / "latents.npz")) == 2  # the controller's own episodes
     [logged] = [json.loads(line) for line in (run / "eval" / "metrics.jsonl").read_text().splitlines()]

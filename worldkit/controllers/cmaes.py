@@ -42,12 +42,35 @@ class WorkerDiedError(RuntimeError):
     """A real-env evaluation worker process ended without finishing its work."""
 
 
-def choose_actions(logits: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The likeliest action, or one sampled from softmax(logits) (by the Gumbel-max trick)."""
+def choose_actions(logits: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None,
+                   explore: float = 0.0, explore_actions: "list[float] | None" = None) -> torch.Tensor:
+    """The likeliest action, or one sampled from softmax(logits) (by the Gumbel-max trick); then,
+    with probability ``explore``, one drawn from ``explore_actions`` (uniform if None) instead."""
     if not deterministic:
         uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min(1e-20)
         logits = logits - torch.log(-torch.log(uniform))
-    return logits.argmax(-1)
+    actions = logits.argmax(-1)
+    if explore > 0:
+        num_actions = logits.shape[-1]
+        weights = torch.full((num_actions,), 1.0 / num_actions) if explore_actions is None \
+            else torch.as_tensor(explore_actions, dtype=torch.float32)
+        drawn = torch.multinomial(weights, actions.numel(), replacement=True, generator=generator)
+        replace = torch.rand(actions.shape, generator=generator, device=logits.device) < explore
+        actions = torch.where(replace, drawn.to(actions.device).reshape(actions.shape), actions)
+    return actions
+
+
+def check_exploration(explore: float, explore_actions: "list[float] | None", num_actions: int | None = None) -> None:
+    """Raise ValueError unless ``explore`` is a probability and ``explore_actions`` (if given) a
+    distribution (over ``num_actions`` actions, when that is given)."""
+    if not 0 <= explore <= 1:
+        raise ValueError(f"explore must be a probability in [0, 1], got {explore}")
+    if explore_actions is None:
+        return
+    if min(explore_actions) < 0 or not np.isclose(sum(explore_actions), 1):
+        raise ValueError(f"explore_actions must be probabilities summing to 1, got {explore_actions}")
+    if num_actions is not None and len(explore_actions) != num_actions:
+        raise ValueError(f"explore_actions must give all {num_actions} actions a probability, got {explore_actions}")
 
 
 def action_size(space: gym.Space) -> int:
@@ -75,10 +98,15 @@ class LinearController(nn.Module):
         num_actions: size of the Discrete action space, or of the Box's one dimension.
         deterministic: act by argmax of the logits; otherwise sample from their softmax (Discrete).
         action_space: a Box (or its description) for continuous actions; None for Discrete.
+        explore: probability that an action is replaced by one drawn from ``explore_actions``
+            (Discrete only): a floor of randomness that is part of the policy, in the dream and in
+            the real env alike.
+        explore_actions: the distribution those actions come from; uniform if None.
     """
 
     def __init__(self, feature_dim: int, num_actions: int, deterministic: bool = True,
-                 action_space: "gym.Space | dict[str, Any] | None" = None):
+                 action_space: "gym.Space | dict[str, Any] | None" = None, explore: float = 0.0,
+                 explore_actions: "list[float] | None" = None):
         super().__init__()
         if isinstance(action_space, gym.Space):
             action_space = space_to_dict(action_space)
@@ -86,16 +114,27 @@ class LinearController(nn.Module):
         if self.box is not None and (not isinstance(self.box, gym.spaces.Box) or action_size(self.box) != num_actions):
             raise ValueError(f"action_space must be a 1-D Box of {num_actions} dimensions (None for Discrete), "
                              f"got {self.box}")
+        check_exploration(explore, explore_actions, num_actions)
+        if self.box is not None and explore > 0:
+            raise ValueError("explore replaces Discrete actions; a Box controller takes explore=0")
+        explore_actions = None if explore_actions is None else [float(p) for p in explore_actions]
         self.hparams = {"feature_dim": feature_dim, "num_actions": num_actions, "deterministic": deterministic,
-                        "action_space": action_space}
+                        "action_space": action_space, "explore": float(explore), "explore_actions": explore_actions}
         self.weight = nn.Parameter(torch.zeros(feature_dim, num_actions))
         self.bias = nn.Parameter(torch.zeros(num_actions))
 
     @classmethod
-    def for_space(cls, feature_dim: int, space: gym.Space, deterministic: bool = True) -> "LinearController":
+    def for_space(cls, feature_dim: int, space: gym.Space, deterministic: bool = True, explore: float = 0.0,
+                  explore_actions: "list[float] | None" = None) -> "LinearController":
         """A controller for a world model's action space, Discrete or Box."""
         return cls(feature_dim, action_size(space), deterministic,
-                   space if isinstance(space, gym.spaces.Box) else None)
+                   space if isinstance(space, gym.spaces.Box) else None, explore, explore_actions)
+
+    def exploring(self, explore: float, explore_actions: "list[float] | None" = None) -> "LinearController":
+        """A copy of this controller that keeps a floor of ``explore`` random actions when it acts."""
+        copy = LinearController(**{**self.hparams, "explore": explore, "explore_actions": explore_actions})
+        copy.load_state_dict(self.state_dict())
+        return copy
 
     @property
     def num_parameters(self) -> int:
@@ -119,7 +158,8 @@ class LinearController(nn.Module):
         outputs = features @ self.weight + self.bias
         if self.box is not None:
             return squash(outputs, self.box)
-        return choose_actions(outputs, self.hparams["deterministic"], generator)
+        return choose_actions(outputs, self.hparams["deterministic"], generator, self.hparams["explore"],
+                              self.hparams["explore_actions"])
 
 
 def split_parameters(vectors: torch.Tensor, feature_dim: int, num_actions: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,16 +177,18 @@ class LinearPopulation:
 
     def __init__(self, vectors: torch.Tensor, feature_dim: int, num_actions: int, rollouts: int, *,
                  deterministic: bool = True, generator: torch.Generator | None = None,
-                 box: gym.spaces.Box | None = None):
+                 box: gym.spaces.Box | None = None, explore: float = 0.0, explore_actions: "list[float] | None" = None):
         self.weight, self.bias = split_parameters(vectors, feature_dim, num_actions)
         self.rollouts, self.deterministic, self.generator, self.box = rollouts, deterministic, generator, box
+        self.explore, self.explore_actions = explore, explore_actions
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         grouped = features.reshape(len(self.weight), self.rollouts, -1)
         outputs = torch.baddbmm(self.bias[:, None, :], grouped, self.weight)
         if self.box is not None:
             return squash(outputs, self.box).reshape(-1, outputs.shape[-1])
-        return choose_actions(outputs, self.deterministic, self.generator).reshape(-1)
+        return choose_actions(outputs, self.deterministic, self.generator, self.explore,
+                              self.explore_actions).reshape(-1)
 
 
 @dataclass
@@ -174,9 +216,17 @@ class CMAESConfig:
     deterministic memoryless-ish controller in a deterministic env repeats itself: on Sidewalk,
     one facing a wall pushed into it for the rest of the episode (6% success), while the same
     search with sampled actions gave 84%, its dreamed return matching the real one"""
+    explore: float = 0.0
+    """probability that a chosen action is replaced by one drawn from explore_actions, in the
+    search's dreams and (kept by the resulting controller) wherever it acts after"""
+    explore_actions: tuple[float, ...] | None = None
+    """the distribution of exploring actions; uniform if None"""
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.explore_actions is not None:
+            self.explore_actions = tuple(float(p) for p in self.explore_actions)
+        check_exploration(self.explore, self.explore_actions)
         if min(self.population, self.generations, self.rollouts, self.horizon) < 1:
             raise ValueError("population, generations, rollouts and horizon must be positive")
         if self.population < 2 or self.sigma0 <= 0 or not 0 < self.discount <= 1:
@@ -191,7 +241,8 @@ def dream_population(world_model: WorldModel, starts: State, vectors: torch.Tens
     rollouts, space = len(starts[0]), world_model.action_space
     population = LinearPopulation(vectors, world_model.feature_dim, action_size(space), rollouts,
                                   deterministic=config.deterministic, generator=generator,
-                                  box=space if isinstance(space, gym.spaces.Box) else None)
+                                  box=space if isinstance(space, gym.spaces.Box) else None,
+                                  explore=config.explore, explore_actions=config.explore_actions)
     return imagine_rollout(world_model, repeat_state(starts, len(vectors)), population, config.horizon,
                            temperature=config.temperature, generator=generator)
 
@@ -221,6 +272,9 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESCo
         progress: show a progress bar.
     """
     outputs = action_size(world_model.action_space)
+    check_exploration(config.explore, config.explore_actions, outputs)
+    if config.explore > 0 and not isinstance(world_model.action_space, gym.spaces.Discrete):
+        raise ValueError(f"explore replaces Discrete actions; this world model acts in {world_model.action_space}")
     dim = world_model.feature_dim * outputs + outputs
     start = np.zeros(dim) if initial is None else initial.vector().astype(np.float64)
     if len(start) != dim:
@@ -247,7 +301,8 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESCo
         history.append(row)
         if callback is not None:
             callback(row)
-    controller = LinearController.for_space(world_model.feature_dim, world_model.action_space, config.deterministic)
+    controller = LinearController.for_space(world_model.feature_dim, world_model.action_space, config.deterministic,
+                                            config.explore, config.explore_actions)
     return CMAESResult(controller.load_vector(strategy.mean), history)
 
 

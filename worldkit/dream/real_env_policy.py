@@ -38,6 +38,7 @@ class RealEnvPolicy:
         if self.explore_actions.shape != (num_actions,) or not np.isclose(self.explore_actions.sum(), 1):
             raise ValueError(f"explore_actions must be {num_actions} probabilities summing to 1, "
                              f"got {explore_actions}")
+        self.explore_actions = self.explore_actions / self.explore_actions.sum()  # numpy wants 1 to the last bit
         self.rng = np.random.default_rng(seed)
         self.state: State | None = None
         self.last_action: torch.Tensor | None = None
