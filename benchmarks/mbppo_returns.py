@@ -42,6 +42,8 @@ VARIANTS = {
     "mbppo_h1": ["--method=mbppo", "--mbppo.horizon=1", "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500"],
     "no_curiosity_h1": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1", "--mbppo.min_rollouts=50",
                         "--mbppo.max_rollouts=500"],
+    "no_curiosity_h3": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=3", "--mbppo.min_rollouts=17",
+                        "--mbppo.max_rollouts=167"],
     "no_curiosity_h1_2x": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                            "--mbppo.min_rollouts=100", "--mbppo.max_rollouts=1000"],
     "no_curiosity_h1_4x": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
