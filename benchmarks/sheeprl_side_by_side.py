@@ -25,6 +25,7 @@ The defaults are sized for a 2-core CPU (DreamerV3's own budget, 100k env steps 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +71,7 @@ def timed(command: list[str], cwd: Path, log: Path) -> float:
 
 def run_worldkit(config: Config, out: Path) -> dict:
     run_dir = out / "worldkit"
+    shutil.rmtree(run_dir, ignore_errors=True)  # the recipe would resume a finished run in no time
     command = [sys.executable, str(ROOT / "recipes" / "dreamer_dmc_walker.py"), f"--run_dir={run_dir}",
                f"--total_steps={config.env_steps}", f"--prefill={config.prefill}",
                f"--train_ratio={512 * config.replay_ratio}", f"--action_repeat={ACTION_REPEAT}",
