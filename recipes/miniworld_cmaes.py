@@ -257,8 +257,8 @@ def stage_mdnrnn(config: Config, vae: ConvVAE, latents: LatentEpisodes, run: Pat
 def stage_round_collect(config: Config, env: str, world_model: VAEMDNWorldModel, controller: LinearController,
                         run: Path, seed: int) -> EpisodeStore:
     """Real episodes of the controller, a share of its steps replaced by forward-biased random actions."""
-    policy = RealEnvPolicy(world_model, controller.act, explore=config.round_explore,
-                           explore_actions=forward_biased(config.forward_probability), seed=seed)
+    exploring = controller.exploring(config.round_explore, forward_biased(config.forward_probability))
+    policy = RealEnvPolicy(world_model, exploring.act)
     store = collect(run / "store", env, episodes=config.round_episodes, policy=policy, seed=seed,
                     size=config.frame_size, progress=config.progress)
     successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in store]
@@ -384,8 +384,8 @@ def _exploring_actions(config: Config) -> list[float] | None:
 
 def _search_settings(config: Config, seed: int) -> CMAESConfig:
     """The run's CMA-ES settings with its seed, exploring as the collection does by default."""
-    explore_actions = config.cmaes.explore_actions or _exploring_actions(config)
-    return dataclasses.replace(config.cmaes, seed=seed, explore_actions=explore_actions and tuple(explore_actions))
+    return dataclasses.replace(config.cmaes, seed=seed,
+                               explore_actions=config.cmaes.explore_actions or _exploring_actions(config))
 
 
 @torch.no_grad()

@@ -41,19 +41,9 @@ def test_each_env_keeps_its_own_state_and_a_new_episode_starts_fresh(world_model
     assert not torch.equal(policy.state.h[0], policy.state.h[1]), "the reset row forgot the last episode"
 
 
-def test_exploration_takes_the_given_share_of_random_actions(world_model):
-    always_left = lambda features: torch.zeros(len(features), dtype=torch.long)  # noqa: E731
-    policy = RealEnvPolicy(world_model, always_left, explore=0.5, explore_actions=[0, 0, 1], seed=0)
-    actions = np.concatenate([policy.act(frames(4, i)) for i in range(50)])
-    assert set(np.unique(actions)) == {0, 2}
-    assert 0.4 < (actions == 2).mean() < 0.6
-    with pytest.raises(ValueError, match="explore_actions"):
-        RealEnvPolicy(world_model, always_left, explore=0.1, explore_actions=[0.5, 0.5])
-
-
 def test_a_controller_collects_real_sidewalk_episodes(world_model, tmp_path):
     controller = LinearController(world_model.feature_dim, 3)  # all-zero logits: always action 0
     store = collect(tmp_path / "store", "miniworld:Sidewalk", episodes=2, num_envs=2, seed=3,
-                    policy=RealEnvPolicy(world_model, controller.act, explore=0.0), progress=False)
+                    policy=RealEnvPolicy(world_model, controller.act), progress=False)
     assert isinstance(store, EpisodeStore) and len(store) == 2
     assert all((e["action"] == 0).all() for e in store)

@@ -21,25 +21,12 @@ class RealEnvPolicy:
 
     Args:
         world_model: the world model the controller dreamed in.
-        act: features (B, F) -> integer actions (B,) (e.g. ``LinearController.act``).
-        explore: probability of replacing the controller's action by one from ``explore_actions``.
-        explore_actions: the distribution exploration draws from (uniform if not given).
-        seed: seeds exploration.
+        act: features (B, F) -> integer actions (B,) (e.g. ``LinearController.act``; a controller
+            that should explore carries its own floor, ``LinearController.exploring``).
     """
 
-    def __init__(self, world_model: WorldModel, act: Callable[[torch.Tensor], torch.Tensor], *,
-                 explore: float = 0.0, explore_actions: "list[float] | None" = None, seed: int = 0):
-        if not 0 <= explore <= 1:
-            raise ValueError(f"explore must be a probability, got {explore}")
-        self.world_model, self.controller_act, self.explore = world_model, act, explore
-        num_actions = int(world_model.action_space.n)
-        self.explore_actions = np.full(num_actions, 1 / num_actions) if explore_actions is None \
-            else np.asarray(explore_actions, dtype=float)
-        if self.explore_actions.shape != (num_actions,) or not np.isclose(self.explore_actions.sum(), 1):
-            raise ValueError(f"explore_actions must be {num_actions} probabilities summing to 1, "
-                             f"got {explore_actions}")
-        self.explore_actions = self.explore_actions / self.explore_actions.sum()  # numpy wants 1 to the last bit
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, world_model: WorldModel, act: Callable[[torch.Tensor], torch.Tensor]):
+        self.world_model, self.controller_act = world_model, act
         self.state: State | None = None
         self.last_action: torch.Tensor | None = None
         self.fresh: np.ndarray | None = None
@@ -57,8 +44,6 @@ class RealEnvPolicy:
                 state = replace_rows(state, rows, first)
             self.state = state
         actions = self.controller_act(self.world_model.features(self.state)).numpy().copy()
-        explore = self.rng.random(len(actions)) < self.explore
-        actions[explore] = self.rng.choice(len(self.explore_actions), size=int(explore.sum()), p=self.explore_actions)
         self.last_action = torch.from_numpy(actions)
         self.fresh = np.zeros(len(actions), dtype=bool)
         return actions
