@@ -48,6 +48,11 @@ VARIANTS = {
                            "--mbppo.min_rollouts=100", "--mbppo.max_rollouts=1000"],
     "no_curiosity_h1_4x": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                            "--mbppo.min_rollouts=200", "--mbppo.max_rollouts=2000"],
+    # fewer one-step dreams, and one-step dreams from every state of the latest rollout (not its last quarter)
+    "no_curiosity_h1_half": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
+                             "--mbppo.min_rollouts=25", "--mbppo.max_rollouts=250"],
+    "no_curiosity_h1_all_starts": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
+                                   "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500", "--mbppo.start_fraction=1.0"],
 }
 # Where an MBPPO iteration's time goes, from the recipe's per-update metrics.
 TIME_PARTS = {"model training": "mbppo/model_time", "imagination": "mbppo/imagination_time",
