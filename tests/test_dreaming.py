@@ -226,3 +226,8 @@ def test_bad_input_gets_clear_errors(world_models):
         DreamEnv(rssm, tuple(field[:0] for field in starts))
     with pytest.raises(ValueError, match="built for 3 features"):
         dreamer_in_dream(rssm, starts, DreamerConfig(), 1, actor_critic=DreamerActorCritic(3, rssm.action_space))
+    with pytest.raises(ValueError, match="critic is 'mse', the config asks for 'twohot'"):
+        dreamer_in_dream(rssm, starts, DreamerConfig(), 1,
+                         actor_critic=DreamerActorCritic(rssm.feature_dim, rssm.action_space, critic="mse"))
+    with pytest.raises(ValueError, match="critic must be 'twohot' or 'mse'"):
+        DreamerConfig(critic="huber")

@@ -338,7 +338,8 @@ def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_s
             raise WorkerDiedError(
                 f"a worker process evaluating {env_spec} died before finishing ({len(results)} of {episodes} "
                 "episodes done): it was killed, ran out of memory, crashed in native code, or failed to start "
-                "(make the env once in this process to see why)"
+                "(make the env once in this process to see why; a script that evaluates needs its work under "
+                "`if __name__ == '__main__':`, since workers are spawned and import it)"
             ) from error
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

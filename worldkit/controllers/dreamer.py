@@ -11,6 +11,10 @@ From a batch of posterior states (filtered from real data), the actor imagines `
 - returns are divided by max(1, P95 - P5) of recent returns (DreamerV3's return normalisation),
   so one entropy scale suits tasks of any reward scale;
 - the critic regresses R_t; its slow copy (an exponential moving average) makes the targets.
+  By default (DreamerV3) it predicts a two-hot distribution over symlog bins, whose gradient does
+  not grow with the return's scale, and is also pulled towards the slow critic's values, which
+  keeps it from chasing its own moving targets. ``critic="mse"`` is Dreamer V1/V2's plain
+  regression.
 
 Steps are weighted by the probability that the dream is still running (the product of γ c).
 The world model's weights are frozen while the actor-critic learns; gradients only pass through.
@@ -30,7 +34,7 @@ from torch import nn
 from worldkit.checkpoints import checkpointable
 from worldkit.dream.protocol import State, WorldModel
 from worldkit.dream.rollout import select_state
-from worldkit.models.heads import mlp
+from worldkit.models.heads import ScalarHead, mlp
 from worldkit.spaces import space_from_dict, space_to_dict
 
 
@@ -53,6 +57,10 @@ class DreamerConfig:
     return_decay: float = 0.99
     """decay of the moving P5 and P95 of returns"""
     grad_clip: float = 100.0
+    critic: str = "twohot"
+    """the critic's head: "twohot" (symlog bins, DreamerV3) or "mse" (Dreamer V1/V2)"""
+    slow_regulariser: float = 1.0
+    """weight of the critic's loss towards the slow critic's values (DreamerV3 uses 1)"""
     hidden: int = 256
     layers: int = 2
     temperature: float = 1.0
@@ -63,6 +71,10 @@ class DreamerConfig:
             raise ValueError("horizon, hidden and layers must be positive")
         if not (0 < self.gamma <= 1 and 0 <= self.lam <= 1):
             raise ValueError(f"gamma must be in (0, 1] and lam in [0, 1], got {self.gamma} and {self.lam}")
+        if self.critic not in ("twohot", "mse"):
+            raise ValueError(f"critic must be 'twohot' or 'mse', got {self.critic!r}")
+        if self.slow_regulariser < 0:
+            raise ValueError(f"slow_regulariser must be >= 0, got {self.slow_regulariser}")
 
 
 @checkpointable
@@ -75,17 +87,18 @@ class DreamerActorCritic(nn.Module):
     """
 
     def __init__(self, feature_dim: int, action_space: "gym.Space | dict[str, Any]", hidden: int = 256,
-                 layers: int = 2):
+                 layers: int = 2, critic: str = "twohot"):
         super().__init__()
         action_space = action_space if isinstance(action_space, dict) else space_to_dict(action_space)
-        self.hparams = {"feature_dim": feature_dim, "action_space": action_space, "hidden": hidden, "layers": layers}
+        self.hparams = {"feature_dim": feature_dim, "action_space": action_space, "hidden": hidden, "layers": layers,
+                        "critic": critic}
         self.action_space = space_from_dict(action_space)
         self.continuous = isinstance(self.action_space, gym.spaces.Box)
         if self.continuous and len(self.action_space.shape) != 1:
             raise ValueError(f"the actor acts in Discrete or 1-D Box spaces, not {self.action_space}")
         self.action_dim = self.action_space.shape[0] if self.continuous else int(self.action_space.n)
         self.actor = mlp(feature_dim, hidden, layers, 2 * self.action_dim if self.continuous else self.action_dim)
-        self.critic = mlp(feature_dim, hidden, layers, 1)
+        self.critic = ScalarHead(feature_dim, hidden, layers, critic)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("return_low", torch.zeros(()))
         self.register_buffer("return_high", torch.zeros(()))
@@ -133,12 +146,15 @@ class DreamerLearner:
         self.world_model, self.config = world_model, config
         if actor_critic is None:
             actor_critic = DreamerActorCritic(world_model.feature_dim, world_model.action_space,
-                                              config.hidden, config.layers)
+                                              config.hidden, config.layers, config.critic)
         elif space_to_dict(actor_critic.action_space) != space_to_dict(world_model.action_space) \
                 or actor_critic.hparams["feature_dim"] != world_model.feature_dim:
             raise ValueError(f"the actor-critic was built for {actor_critic.hparams['feature_dim']} features and "
                              f"{actor_critic.action_space}, the world model has {world_model.feature_dim} and "
                              f"{world_model.action_space}")
+        elif actor_critic.hparams.get("critic", "mse") != config.critic:
+            raise ValueError(f"the actor-critic's critic is {actor_critic.hparams.get('critic', 'mse')!r}, the config "
+                             f"asks for {config.critic!r}")
         device = world_model.features(world_model.initial_state(1)).device
         self.actor_critic = actor_critic = actor_critic.to(device)
         self.actor_optimizer = torch.optim.Adam(actor_critic.actor.parameters(), config.actor_lr, eps=1e-5)
@@ -151,7 +167,7 @@ class DreamerLearner:
         start = type(start_states)(*fields) if hasattr(start_states, "_fields") else tuple(fields)
         with frozen(self.world_model), torch.set_grad_enabled(True):
             features, rewards, continues, log_probs, entropies = self._imagine(start)
-            values = ac.slow_critic(features).squeeze(-1)  # (H+1, B); gradients reach the features
+            values = ac.slow_critic(features)  # (H+1, B); gradients reach the features
             returns = lambda_returns(rewards, continues, values, cfg.gamma, cfg.lam)  # (H, B)
             weights = torch.cat([torch.ones_like(continues[:1]), torch.cumprod(cfg.gamma * continues, 0)[:-1]]).detach()
             scale = self._return_scale(returns.detach())
@@ -165,8 +181,11 @@ class DreamerLearner:
             nn.utils.clip_grad_norm_(ac.actor.parameters(), cfg.grad_clip)
             self.actor_optimizer.step()
 
-            predicted = ac.critic(features[:-1].detach()).squeeze(-1)
-            critic_loss = (weights * (predicted - returns.detach()).square()).mean()
+            inputs = features[:-1].detach()
+            critic_loss = ac.critic.loss(inputs, returns.detach())
+            if cfg.slow_regulariser:
+                critic_loss = critic_loss + cfg.slow_regulariser * ac.critic.loss(inputs, values[:-1].detach())
+            critic_loss = (weights * critic_loss).mean()
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
             nn.utils.clip_grad_norm_(ac.critic.parameters(), cfg.grad_clip)
