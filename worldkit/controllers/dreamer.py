@@ -181,10 +181,8 @@ class DreamerLearner:
             nn.utils.clip_grad_norm_(ac.actor.parameters(), cfg.grad_clip)
             self.actor_optimizer.step()
 
-            inputs = features[:-1].detach()
-            critic_loss = ac.critic.loss(inputs, returns.detach())
-            if cfg.slow_regulariser:
-                critic_loss = critic_loss + cfg.slow_regulariser * ac.critic.loss(inputs, values[:-1].detach())
+            critic_loss = ac.critic.loss(features[:-1].detach(), returns.detach(), pull_towards=values[:-1].detach(),
+                                         pull=cfg.slow_regulariser)
             critic_loss = (weights * critic_loss).mean()
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()

@@ -7,7 +7,6 @@ space, whose gradient does not grow with the size of the target (DreamerV3's rew
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
@@ -53,19 +52,36 @@ class ScalarHead(nn.Module):
             return out.squeeze(-1)
         return symexp((out.softmax(-1) * self.bins).sum(-1))
 
-    def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss, shape ``target.shape``."""
+    def loss(self, x: torch.Tensor, target: torch.Tensor, pull_towards: torch.Tensor | None = None,
+             pull: float = 0.0) -> torch.Tensor:
+        """Per-sample loss towards ``target`` (shape ``target.shape``), plus ``pull`` times the loss
+        towards ``pull_towards`` when given: both from one forward pass."""
         out = self.net(x)
+        targets = [(target, 1.0)] + ([(pull_towards, pull)] if pull_towards is not None and pull else [])
         if self.kind == "mse":
-            return (out.squeeze(-1) - target).square()
-        return -(two_hot(symlog(target), self.bins) * out.log_softmax(-1)).sum(-1)
+            return sum(weight * (out.squeeze(-1) - goal).square() for goal, weight in targets)
+        log_probs = out.log_softmax(-1)
+        return sum(weight * _two_hot_cross_entropy(log_probs, symlog(goal), self.bins) for goal, weight in targets)
+
+
+def _bracket(x: torch.Tensor, bins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each value: the bins just below and above it, and the weight of the one above."""
+    x = x.clamp(bins[0], bins[-1])
+    above = torch.searchsorted(bins, x.contiguous()).clamp(1, len(bins) - 1)
+    below = above - 1
+    return below, above, (x - bins[below]) / (bins[above] - bins[below])
+
+
+def _two_hot_cross_entropy(log_probs: torch.Tensor, x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """-sum(two_hot(x) * log_probs), reading only the two bins around each value."""
+    below, above, weight_above = _bracket(x, bins)
+    pick = lambda index: log_probs.gather(-1, index[..., None]).squeeze(-1)  # noqa: E731
+    return -((1 - weight_above) * pick(below) + weight_above * pick(above))
 
 
 def two_hot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     """Weights on the two bins around each value, summing to 1 and averaging to the value."""
-    x = x.clamp(bins[0], bins[-1])
-    above = torch.searchsorted(bins, x.contiguous()).clamp(1, len(bins) - 1)
-    below = above - 1
-    weight_above = (x - bins[below]) / (bins[above] - bins[below])
-    return (F.one_hot(below, len(bins)) * (1 - weight_above)[..., None]
-            + F.one_hot(above, len(bins)) * weight_above[..., None])
+    below, above, weight_above = _bracket(x, bins)
+    weights = torch.zeros(*x.shape, len(bins), dtype=weight_above.dtype, device=x.device)
+    weights.scatter_(-1, below[..., None], (1 - weight_above)[..., None])
+    return weights.scatter_(-1, above[..., None], weight_above[..., None])
