@@ -302,7 +302,8 @@ def stage_select(config: Config, env: str, stages: list[Path], run: Path, seed: 
     names = [str(stage.relative_to(run)) for stage in stages]
     saved = json.loads(path.read_text()) if path.exists() else {}
     if (list(saved.get("stages", {})) != names or saved.get("episodes") != config.select_episodes
-            or saved.get("explore", 0.0) != config.act_explore):  # else reuse
+            or saved.get("explore", 0.0) != config.act_explore
+            or saved.get("explore_actions") != _exploring_actions(config)):  # else reuse
         scores = {}
         for name, stage in zip(names, stages):
             real = evaluate_in_env(VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model"),
@@ -313,7 +314,8 @@ def stage_select(config: Config, env: str, stages: list[Path], run: Path, seed: 
             scores[name] = {key: real[key] for key in ("success_rate", "mean_return", "mean_steps")}
         best = max(scores, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
         path.write_text(json.dumps({"episodes": config.select_episodes, "explore": config.act_explore,
-                                    "stages": scores, "chosen": best}, indent=2))
+                                    "explore_actions": _exploring_actions(config), "stages": scores, "chosen": best},
+                                   indent=2))
         print(f"{run.name}: real success of each stage's controller in {config.select_episodes} episodes: "
               + ", ".join(f"{'first' if stage == '.' else stage} {score['success_rate']:.0%}"
                           for stage, score in scores.items()))
@@ -328,7 +330,8 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
     path = run / "evaluation.json"
     controller_path = str(final / "checkpoints" / "controller")
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if saved.get("controller") == controller_path and saved.get("explore", 0.0) == controller.hparams["explore"]:
+    if (saved.get("controller") == controller_path and saved.get("explore", 0.0) == controller.hparams["explore"]
+            and saved.get("explore_actions") == controller.hparams["explore_actions"]):
         return saved  # else another controller (or floor) was chosen since: evaluate it
     cmaes = _search_settings(config, seed)
     generator = torch.Generator().manual_seed(seed)

@@ -257,6 +257,10 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     written = {name: (run / name).stat().st_mtime_ns for name in artifacts}
     assert run_recipe(tmp_path) == [result]
     assert {name: (run / name).stat().st_mtime_ns for name in artifacts} == written  # every stage skipped
+    [refloored] = run_recipe(tmp_path, "--forward_probability=0.8")  # the floor draws differently: score again
+    assert refloored["explore_actions"] == pytest.approx([0.1, 0.1, 0.8])
+    assert json.loads((run / "selection.json").read_text())["explore_actions"] == pytest.approx([0.1, 0.1, 0.8])
+    assert (run / "cmaes.jsonl").stat().st_mtime_ns == written["cmaes.jsonl"]  # and trains nothing again
 
 
 def test_recipe_reuses_the_shipped_v_and_m_and_refuses_frames_they_cannot_read(tmp_path):
