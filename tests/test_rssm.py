@@ -9,7 +9,7 @@ import torch
 from worldkit.checkpoints import save_pretrained
 from worldkit.data import SequenceDataModule, collect
 from worldkit.dream.protocol import WorldModel
-from worldkit.models.heads import symexp, symlog, two_hot
+from worldkit.models.heads import ScalarHead, symexp, symlog
 from worldkit.models.rssm import PRESETS, RSSM, ObservationShapeError
 
 
@@ -117,10 +117,19 @@ def test_presets_and_temperature():
     assert torch.equal(*cold) and not torch.equal(*warm)  # temperature 0 is the likeliest step
 
 
-def test_two_hot_and_symlog():
-    bins = torch.linspace(-20, 20, 255)
-    values = torch.tensor([-3.7, 0.0, 0.123, 19.9])
-    weights = two_hot(values, bins)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(4))
-    torch.testing.assert_close((weights * bins).sum(-1), values)
+def test_two_hot_head_learns_a_value_and_is_pulled_halfway_in_symlog_space():
+    torch.manual_seed(0)
+    x = torch.ones(32, 1)
+    for target, pull_towards, expected in [(37.5, None, 37.5), (-0.3, None, -0.3),
+                                           (37.5, 0.0, float(symexp(symlog(torch.tensor(37.5)) / 2)))]:
+        head = ScalarHead(1, 8, 1, "twohot")
+        optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+        goal = torch.full((32,), target)
+        pull = None if pull_towards is None else torch.full((32,), pull_towards)
+        for _ in range(300):
+            loss = head.loss(x, goal, pull, 1.0).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert abs(head(x[:1]).item() - expected) < 0.02 * max(1.0, abs(expected)), (target, pull_towards)
     torch.testing.assert_close(symexp(symlog(torch.tensor([-1e4, -1.0, 0.0, 5.0]))), torch.tensor([-1e4, -1.0, 0.0, 5.0]))

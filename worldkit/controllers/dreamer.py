@@ -152,9 +152,9 @@ class DreamerLearner:
             raise ValueError(f"the actor-critic was built for {actor_critic.hparams['feature_dim']} features and "
                              f"{actor_critic.action_space}, the world model has {world_model.feature_dim} and "
                              f"{world_model.action_space}")
-        elif actor_critic.hparams.get("critic", "mse") != config.critic:
-            raise ValueError(f"the actor-critic's critic is {actor_critic.hparams.get('critic', 'mse')!r}, the config "
-                             f"asks for {config.critic!r}")
+        elif actor_critic.hparams["critic"] != config.critic:
+            raise ValueError(f"the actor-critic's critic is {actor_critic.hparams['critic']!r}, the config asks for "
+                             f"{config.critic!r}")
         device = world_model.features(world_model.initial_state(1)).device
         self.actor_critic = actor_critic = actor_critic.to(device)
         self.actor_optimizer = torch.optim.Adam(actor_critic.actor.parameters(), config.actor_lr, eps=1e-5)

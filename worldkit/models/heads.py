@@ -57,31 +57,21 @@ class ScalarHead(nn.Module):
         """Per-sample loss towards ``target`` (shape ``target.shape``), plus ``pull`` times the loss
         towards ``pull_towards`` when given: both from one forward pass."""
         out = self.net(x)
-        targets = [(target, 1.0)] + ([(pull_towards, pull)] if pull_towards is not None and pull else [])
         if self.kind == "mse":
-            return sum(weight * (out.squeeze(-1) - goal).square() for goal, weight in targets)
-        log_probs = out.log_softmax(-1)
-        return sum(weight * _two_hot_cross_entropy(log_probs, symlog(goal), self.bins) for goal, weight in targets)
-
-
-def _bracket(x: torch.Tensor, bins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each value: the bins just below and above it, and the weight of the one above."""
-    x = x.clamp(bins[0], bins[-1])
-    above = torch.searchsorted(bins, x.contiguous()).clamp(1, len(bins) - 1)
-    below = above - 1
-    return below, above, (x - bins[below]) / (bins[above] - bins[below])
+            error = lambda goal: (out.squeeze(-1) - goal).square()  # noqa: E731
+        else:
+            log_probs = out.log_softmax(-1)
+            error = lambda goal: _two_hot_cross_entropy(log_probs, symlog(goal), self.bins)  # noqa: E731
+        loss = error(target)
+        return loss if pull_towards is None or not pull else loss + pull * error(pull_towards)
 
 
 def _two_hot_cross_entropy(log_probs: torch.Tensor, x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """-sum(two_hot(x) * log_probs), reading only the two bins around each value."""
-    below, above, weight_above = _bracket(x, bins)
+    """Cross-entropy of the predicted bins against x's two-hot target: weights on the two bins
+    around each value that sum to 1 and average to the value; only those two bins are read."""
+    x = x.clamp(bins[0], bins[-1])
+    above = torch.searchsorted(bins, x.contiguous()).clamp(1, len(bins) - 1)
+    below = above - 1
+    weight_above = (x - bins[below]) / (bins[above] - bins[below])
     pick = lambda index: log_probs.gather(-1, index[..., None]).squeeze(-1)  # noqa: E731
     return -((1 - weight_above) * pick(below) + weight_above * pick(above))
-
-
-def two_hot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Weights on the two bins around each value, summing to 1 and averaging to the value."""
-    below, above, weight_above = _bracket(x, bins)
-    weights = torch.zeros(*x.shape, len(bins), dtype=weight_above.dtype, device=x.device)
-    weights.scatter_(-1, below[..., None], (1 - weight_above)[..., None])
-    return weights.scatter_(-1, above[..., None], weight_above[..., None])
