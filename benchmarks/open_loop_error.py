@@ -29,6 +29,7 @@ from worldkit.data import EpisodeStore, collect
 from worldkit.data.datasets import SequenceDataset, TransitionDataset
 from worldkit.dream.open_loop import open_loop_error
 from worldkit.models import RSSM, LatentMLPWorldModel
+from worldkit.models.ensemble import TRANSITION_KEYS, DynamicsEnsemble
 from worldkit.plots import learning_curves
 
 HERE = Path(__file__).resolve().parent
@@ -69,6 +70,24 @@ def train_mlp(store: EpisodeStore, train: np.ndarray, args) -> LatentMLPWorldMod
     return model.eval()
 
 
+def train_ensemble(store: EpisodeStore, train: np.ndarray, args) -> DynamicsEnsemble:
+    """MBPPO's dynamics ensemble (5 members), each member on its own minibatches, as MBPPO trains it."""
+    data = TransitionDataset(store, episodes=train)
+    items = [data[i] for i in range(len(data))]
+    transitions = {key: torch.stack([item[key] for item in items]) for key in TRANSITION_KEYS}
+    model = DynamicsEnsemble(store.observation_space, store.action_space)
+    model.set_normalizer(transitions["obs"], transitions["action"], transitions["reward"], transitions["next_obs"])
+    optimizer = model.configure_optimizers()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(args.train_steps):
+        index = torch.randint(len(items), (model.ensemble_size, 256), generator=generator)
+        loss = model.losses({key: value[index] for key, value in transitions.items()})["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="dmc:walker-walk")
@@ -87,7 +106,8 @@ def main() -> None:
     scale = np.concatenate([store.episode(int(i))["obs"] for i in train]).std(0) + 1e-6
     starts = np.arange(args.context, len(held_out["action"]) - args.horizon, args.stride)
     curves, seconds = {}, {}
-    for name, fit in (("RSSM " + args.size, train_rssm), ("LatentMLP (heads)", train_mlp)):
+    for name, fit in (("RSSM " + args.size, train_rssm), ("LatentMLP (heads)", train_mlp),
+                      ("dynamics ensemble (5)", train_ensemble)):
         start = time.perf_counter()
         model = fit(store, train, args)
         seconds[name] = time.perf_counter() - start

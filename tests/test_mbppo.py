@@ -18,6 +18,7 @@ import torch
 from worldkit.controllers import PPO, PPOAgent, PPOConfig
 from worldkit.controllers.imagination import per_trajectory_gae, rollouts_for_confidence
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
+from worldkit.dream.open_loop import open_loop_error
 from worldkit.dream.protocol import WorldModel
 from worldkit.envs import make_vector_env
 from worldkit.intrinsic import RND, AdaptiveBeta
@@ -92,6 +93,7 @@ def test_the_ensemble_is_a_world_model_and_saves_and_loads(tmp_path):
     next_state, reward, continue_prob = model.imagine(state, torch.tensor([0, 1, 1]), temperature=0)
     assert next_state.obs.shape == (3, 4) and reward.shape == continue_prob.shape == (3,)
     assert torch.all((0 <= continue_prob) & (continue_prob <= 1))
+    assert torch.equal(model.decode(next_state), next_state.obs)  # the state is the observation
     loaded = DynamicsEnsemble.from_pretrained(model.save_pretrained(tmp_path / "ensemble"))
     assert loaded.env_spec == "gym:CartPole-v1" and loaded.ensemble_size == 2
     torch.testing.assert_close(loaded.imagine(state, torch.tensor([0, 1, 1]), temperature=0)[0].obs, next_state.obs)
@@ -116,6 +118,11 @@ def test_the_ensemble_trains_standalone_with_lightning_on_an_episode_store(tmp_p
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
     trainer.fit(model, datamodule=data)
     assert model.held_out_loss(val) < 0.5 * before
+    # and dreams closer to a real episode than "nothing moves", open loop (the error curves' benchmark)
+    episode = max((store.episode(i) for i in range(len(store))), key=lambda e: len(e["action"]))
+    scale = np.concatenate([store.episode(i)["obs"] for i in range(len(store))]).std(0) + 1e-6
+    model_error, still_error = open_loop_error(model.eval(), [episode], scale, context=1, horizon=3, stride=1)
+    assert model_error[0] < 0.5 * still_error[0], (model_error, still_error)
 
 
 # ------------------------------------------------------------ advantages per imagined rollout

@@ -43,4 +43,6 @@ class WorldModel(Protocol):
         """What a controller sees, (B, feature_dim)."""
 
     def decode(self, state: State) -> torch.Tensor:
-        """Frames in [0, 1], (B, H, W, C), for pictures of a dream."""
+        """What the state shows as the env would: frames in [0, 1] (B, H, W, C) for a model of
+        pixels, observations (B, obs_dim) for a model of states. For pictures of a dream and
+        open-loop prediction errors."""

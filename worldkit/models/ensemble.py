@@ -224,7 +224,8 @@ class DynamicsEnsemble(L.LightningModule):
         return state.obs
 
     def decode(self, state: EnsembleState) -> Tensor:
-        raise NotImplementedError("a dynamics ensemble of state observations has no decoder to draw frames with")
+        """Observations: the state is the observation itself."""
+        return state.obs
 
     # -------------------------------------------------------------------------- Lightning
 
