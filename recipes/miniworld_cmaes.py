@@ -39,6 +39,7 @@ from worldkit.config import parse_config
 from worldkit.controllers.cmaes import CMAESConfig, LinearController, evaluate_in_env, train_in_dream
 from worldkit.data import EpisodeStore, TransitionDataModule, collect
 from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
+from worldkit.dream.real import LoopEscape
 from worldkit.dream.real_env_policy import RealEnvPolicy
 from worldkit.dream.rollout import imagine_rollout, select_state
 from worldkit.dream.vae_mdn import VAEMDNWorldModel
@@ -89,11 +90,16 @@ class Config:
     mdn_batch_size: int = 16
     mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000, val_check_interval=1000))
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
-    act_explore: float = 0.3
+    act_explore: float = 0.0
     """share of the chosen controllers' actions replaced by random ones (drawn as the collection
-    draws them) once their search is done: in selection, evaluation and the dream's estimate. Alone,
-    a confident controller can turn left, turn right, left, ... on one spot for a whole real episode,
-    a loop its dreams never showed; the searches dream without this floor (--cmaes.explore)"""
+    draws them) once their search is done: in selection, evaluation and the dream's estimate. A floor
+    of 0.3 was the recipe's default before act_escape; the searches dream without it (--cmaes.explore)"""
+    act_escape: int = 8
+    """in the real env, a chosen controller's action at a frame that repeats one of the episode's last
+    act_escape frames is drawn as the collection draws (0: never). Alone, a controller can turn left,
+    right, left, ... on one spot, or walk into a wall, for a whole real episode: a loop its dreams,
+    whose frames never repeat, never showed. The escape breaks the loop where it happens and leaves
+    the controller alone elsewhere (LoopEscape)"""
     rounds: int = 2
     """iterative rounds after the first controller (0: World Models' single pass)"""
     round_episodes: int = 300
@@ -131,8 +137,8 @@ class Config:
         if not 0 <= self.round_explore <= 1 or not 0 <= self.act_explore <= 1:
             raise ValueError(f"round_explore and act_explore must be in [0, 1], got {self.round_explore} and "
                              f"{self.act_explore}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.threads < 0 or self.act_escape < 0:
+            raise ValueError(f"threads and act_escape must be >= 0, got {self.threads} and {self.act_escape}")
         if not 0 <= self.forward_probability <= 1:
             raise ValueError(f"forward_probability must be in [0, 1], got {self.forward_probability}")
 
@@ -302,20 +308,19 @@ def stage_select(config: Config, env: str, stages: list[Path], run: Path, seed: 
     names = [str(stage.relative_to(run)) for stage in stages]
     saved = json.loads(path.read_text()) if path.exists() else {}
     if (list(saved.get("stages", {})) != names or saved.get("episodes") != config.select_episodes
-            or saved.get("explore", 0.0) != config.act_explore
-            or saved.get("explore_actions") != _exploring_actions(config)):  # else reuse
+            or not _acts_as_saved(saved, config)):  # else reuse
         scores = {}
         for name, stage in zip(names, stages):
             real = evaluate_in_env(VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model"),
                                    _acting(LinearController.from_pretrained(stage / "checkpoints" / "controller"),
                                            config), env,
                                    config.select_episodes, seed=SELECTION_SEEDS + 1000 * seed,
-                                   workers=config.eval_workers, size=config.frame_size, progress=config.progress)
+                                   workers=config.eval_workers, size=config.frame_size, progress=config.progress,
+                                   **_escape(config))
             scores[name] = {key: real[key] for key in ("success_rate", "mean_return", "mean_steps")}
         best = max(scores, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
-        path.write_text(json.dumps({"episodes": config.select_episodes, "explore": config.act_explore,
-                                    "explore_actions": _exploring_actions(config), "stages": scores, "chosen": best},
-                                   indent=2))
+        path.write_text(json.dumps({"episodes": config.select_episodes, **_acting_settings(config), "stages": scores,
+                                    "chosen": best}, indent=2))
         print(f"{run.name}: real success of each stage's controller in {config.select_episodes} episodes: "
               + ", ".join(f"{'first' if stage == '.' else stage} {score['success_rate']:.0%}"
                           for stage, score in scores.items()))
@@ -330,20 +335,19 @@ def stage_evaluate(config: Config, world_model: VAEMDNWorldModel, controller: Li
     path = run / "evaluation.json"
     controller_path = str(final / "checkpoints" / "controller")
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if (saved.get("controller") == controller_path and saved.get("explore", 0.0) == controller.hparams["explore"]
-            and saved.get("explore_actions") == controller.hparams["explore_actions"]):
-        return saved  # else another controller (or floor) was chosen since: evaluate it
+    if saved.get("controller") == controller_path and _acts_as_saved(saved, config):
+        return saved  # else another controller (or way of acting) was chosen since: evaluate it
     cmaes = _search_settings(config, seed)
     generator = torch.Generator().manual_seed(seed)
     starts = select_state(start_states, torch.randint(len(latents), (config.dream_eval_rollouts,), generator=generator))
     dream = imagine_rollout(world_model, starts, controller.act, cmaes.horizon, temperature=cmaes.temperature,
                             generator=generator)
     real = evaluate_in_env(world_model, controller, env, config.eval_episodes, seed=EVALUATION_SEEDS + seed,
-                           workers=config.eval_workers, size=config.frame_size, progress=config.progress)
+                           workers=config.eval_workers, size=config.frame_size, progress=config.progress,
+                           **_escape(config))
     data_successes = [bool(e["terminated"][-1] and e["reward"][-1] > 0) for e in latents.episodes]
     result = {
-        "env": env, "seed": seed, "controller": controller_path, "explore": controller.hparams["explore"],
-        "explore_actions": controller.hparams["explore_actions"],
+        "env": env, "seed": seed, "controller": controller_path, **_acting_settings(config),
         "real": real,
         "dream": {"mean_return": dream.returns().mean().item(), "mean_steps": dream.expected_length().mean().item(),
                   "rollouts": config.dream_eval_rollouts, "horizon": cmaes.horizon, "temperature": cmaes.temperature},
@@ -379,6 +383,22 @@ def _fit(module, data, trainer_config: TrainerConfig, stage_dir: Path, config: C
 def _acting(controller: LinearController, config: Config) -> LinearController:
     """The controller as the recipe lets it act after its search: with the act_explore floor."""
     return controller.exploring(config.act_explore, _exploring_actions(config))
+
+
+def _acting_settings(config: Config) -> dict:
+    """How the chosen controllers act in the real env, as selection.json and evaluation.json record it."""
+    return {"explore": config.act_explore, "explore_actions": _exploring_actions(config), "escape": config.act_escape}
+
+
+def _acts_as_saved(saved: dict, config: Config) -> bool:
+    """Whether a saved result was measured acting as ``config`` says (files from before a setting existed
+    hold its default)."""
+    defaults = {"explore": 0.0, "explore_actions": None, "escape": 0}
+    return all(saved.get(key, defaults[key]) == value for key, value in _acting_settings(config).items())
+
+
+def _escape(config: Config) -> dict:
+    return {"escape": config.act_escape, "escape_actions": _exploring_actions(config)}
 
 
 def _exploring_actions(config: Config) -> list[float] | None:
@@ -436,11 +456,13 @@ def _real_vs_dream_gif(world_model: VAEMDNWorldModel, controller: LinearControll
                             keep_states=True)
     dreamed = [_to_uint8(world_model.decode(s))[0] for s in dream.states]
     dream_end = int((dream.alive >= 0.5).sum()) + 1
+    escape = LoopEscape(config.act_escape, int(env.action_space.n), _exploring_actions(config),
+                        torch.Generator().manual_seed(seed))
     frames = []
     for t in range(config.cmaes.horizon + 1):
         right = dreamed[t] if t < dream_end else np.zeros_like(dreamed[0])
         frames.append(_upscale(np.concatenate([obs, right], axis=1)))
-        action = controller.act(world_model.features(state))
+        action = escape(obs[None], controller.act(world_model.features(state)))
         obs, _, terminated, truncated, _ = env.step(int(action[0]))
         if terminated or truncated:
             break

@@ -142,18 +142,21 @@ def test_an_exploration_floor_is_part_of_the_controller_in_the_dream_and_on_disk
 def test_real_env_evaluation_in_workers_matches_one_process(dream_model, tmp_path):
     controller = LinearController(dream_model.feature_dim, 3).load_vector(
         torch.randn(dream_model.feature_dim * 3 + 3, generator=torch.Generator().manual_seed(3)))
-    result = evaluate_in_env(dream_model, controller, "miniworld:Sidewalk", 2, seed=5, workers=2, progress=False)
+    escape = {"escape": 4, "escape_actions": [0.2, 0.2, 0.6]}
+    result = evaluate_in_env(dream_model, controller, "miniworld:Sidewalk", 2, seed=5, workers=2, progress=False,
+                             **escape)
     assert result["episodes"] == 2 and len(result["returns"]) == 2
     threads = torch.get_num_threads()
     try:  # what a worker does, in this process
         _start_worker("miniworld:Sidewalk", None, str(save_pretrained(dream_model, tmp_path / "wm")),
-                      str(save_pretrained(controller, tmp_path / "controller")))
+                      str(save_pretrained(controller, tmp_path / "controller")), *escape.values())
         here = [_run_episode(5 + i) for i in range(2)]
     finally:
         torch.set_num_threads(threads)
         _WORKER.pop("env").close()
     assert result["lengths"] == [episode["length"] for episode in here]
     assert result["returns"] == [episode["return"] for episode in here]
+    assert result["escapes"] == [episode["escapes"] for episode in here]
     assert result["mean_steps"] == sum(result["lengths"]) / 2
 
 

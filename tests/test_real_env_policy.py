@@ -1,11 +1,14 @@
 """RealEnvPolicy: a dream-trained controller acting on real frames through its world model."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
 from worldkit.controllers.cmaes import LinearController
 from worldkit.data import EpisodeStore, collect
+from worldkit.dream.real import LoopEscape, evaluate_in_real_env
 from worldkit.dream.real_env_policy import RealEnvPolicy
 from worldkit.dream.vae_mdn import VAEMDNWorldModel
 from worldkit.models.mdnrnn import MDNRNN
@@ -47,3 +50,40 @@ def test_a_controller_collects_real_sidewalk_episodes(world_model, tmp_path):
                     policy=RealEnvPolicy(world_model, controller.act), progress=False)
     assert isinstance(store, EpisodeStore) and len(store) == 2
     assert all((e["action"] == 0).all() for e in store)
+
+
+def test_loop_escape_replaces_the_action_only_where_a_frame_repeats():
+    a, b, c = frames(3, 2)
+    escape = LoopEscape(2, 3, actions=[0.0, 0.0, 1.0])  # escapes always move forward (action 2)
+    stay = torch.tensor([0])
+    # a and b are new; a repeats the frame two back; c is new; c repeats; b is four back, beyond the window
+    assert [int(escape(f[None], stay)[0]) for f in (a, b, a, c, c, b)] == [0, 0, 2, 0, 2, 0]
+    assert escape.escapes == 2
+    escape.forget([0])
+    assert int(escape(c[None], stay)[0]) == 0  # a new episode remembers nothing of the last
+    never = LoopEscape(0, 3)
+    assert [int(never(a[None], stay)[0]) for _ in range(3)] == [0, 0, 0]
+    with pytest.raises(ValueError, match="3 probabilities"):
+        LoopEscape(2, 3, actions=[0.5, 0.5])
+    with pytest.raises(ValueError, match="window"):
+        LoopEscape(-1, 3)
+
+
+def test_an_escape_ends_a_real_loop_of_turns(world_model):
+    """Left, right, left, ...: in the real env the agent sees the same two frames for ever."""
+    from worldkit.envs import make_env
+
+    def distance_walked(escape: LoopEscape | None) -> tuple[float, dict]:
+        turns, env = itertools.cycle([0, 1]), make_env("miniworld:Sidewalk")
+        env.reset(seed=0)
+        start = env.unwrapped.agent.pos.copy()
+        result = evaluate_in_real_env(world_model, lambda features: torch.tensor([next(turns)]), env, seed=0,
+                                      max_steps=60, escape=escape)
+        walked = float(np.linalg.norm(env.unwrapped.agent.pos - start))
+        env.close()
+        return walked, result
+
+    walked, looping = distance_walked(None)
+    assert walked == 0 and looping["lengths"] == [60] and looping["escapes"] == [0]  # stuck for good
+    walked, escaping = distance_walked(LoopEscape(2, 3, [0.2, 0.2, 0.6], torch.Generator().manual_seed(0)))
+    assert walked > 1.0 and escaping["escapes"][0] > 0  # each repeated frame got a random action: it moved on

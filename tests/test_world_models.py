@@ -245,7 +245,8 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     assert json.loads((run / "evaluation.json").read_text()) == result
     selection = json.loads((run / "selection.json").read_text())
     assert set(selection["stages"]) == {".", "round1"} and selection["episodes"] == 2
-    assert selection["explore"] == result["explore"] == 0.3  # the controllers act with the recipe's floor
+    assert selection["escape"] == result["escape"] == 8  # the controllers escape loops in the real env
+    assert selection["explore"] == result["explore"] == 0.0
     assert result["controller"] == str(run / selection["chosen"] / "checkpoints" / "controller")
     assert len(LatentEpisodes.load(run / "round1" / "latents.npz")) == 2  # the controller's own episodes
     [logged] = [json.loads(line) for line in (run / "eval" / "metrics.jsonl").read_text().splitlines()]
@@ -261,6 +262,9 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     assert refloored["explore_actions"] == pytest.approx([0.1, 0.1, 0.8])
     assert json.loads((run / "selection.json").read_text())["explore_actions"] == pytest.approx([0.1, 0.1, 0.8])
     assert (run / "cmaes.jsonl").stat().st_mtime_ns == written["cmaes.jsonl"]  # and trains nothing again
+    [escaping] = run_recipe(tmp_path, "--forward_probability=0.8", "--act_escape=4")  # loops escaped: score again
+    assert escaping["escape"] == json.loads((run / "selection.json").read_text())["escape"] == 4
+    assert len(escaping["real"]["escapes"]) == 2 and (run / "cmaes.jsonl").stat().st_mtime_ns == written["cmaes.jsonl"]
 
 
 def test_recipe_reuses_the_shipped_v_and_m_and_refuses_frames_they_cannot_read(tmp_path):

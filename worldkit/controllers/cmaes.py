@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from worldkit.checkpoints import checkpointable, from_pretrained, save_pretrained
 from worldkit.dream.protocol import State, WorldModel
-from worldkit.dream.real import evaluate_in_real_env
+from worldkit.dream.real import LoopEscape, evaluate_in_real_env
 from worldkit.dream.rollout import DreamRollout, imagine_rollout, repeat_state, select_state
 from worldkit.spaces import space_from_dict, space_to_dict
 
@@ -308,26 +308,33 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: CMAESCo
 
 def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_spec: str, episodes: int, *,
                     seed: int = 0, workers: int = 2, size: tuple[int, int] | None = None,
+                    escape: int = 0, escape_actions: "list[float] | None" = None,
                     progress: bool = True) -> dict[str, Any]:
     """Run ``episodes`` real episodes (seeds ``seed``, ``seed + 1``, ...) in ``workers`` processes.
 
     The controller acts on the world model's features of the real frames. An episode succeeds
     when it is terminated with a positive last reward (MiniWorld's tasks pay only on success).
+    With ``escape`` > 0, an action taken at a frame that repeats one of the episode's last
+    ``escape`` frames is drawn from ``escape_actions`` instead (:class:`LoopEscape`).
 
     Returns:
         ``success_rate``, ``mean_return``, ``mean_steps`` and per-episode ``returns``,
-        ``lengths``, ``successes`` (in seed order).
+        ``lengths``, ``successes`` and ``escapes`` (in seed order).
 
     Raises:
         WorkerDiedError: a worker process died (killed, out of memory, a crash in native code).
     """
     if episodes < 1 or workers < 1:
         raise ValueError("episodes and workers must be at least 1")
+    if escape and not isinstance(world_model.action_space, gym.spaces.Discrete):
+        raise ValueError(f"escaping loops draws Discrete actions; this world model acts in {world_model.action_space}")
+    LoopEscape(escape, action_size(world_model.action_space), escape_actions)  # bad values fail here, not in a worker
     with tempfile.TemporaryDirectory(prefix="worldkit-eval-") as folder:
         model_dir = save_pretrained(world_model, Path(folder) / "world_model", command="evaluate_in_env")
         controller_dir = save_pretrained(controller, Path(folder) / "controller", command="evaluate_in_env")
         pool = ProcessPoolExecutor(min(workers, episodes), mp_context=get_context("spawn"), initializer=_start_worker,
-                                   initargs=(env_spec, size, str(model_dir), str(controller_dir)))
+                                   initargs=(env_spec, size, str(model_dir), str(controller_dir), escape,
+                                             escape_actions))
         results = {}
         try:
             futures = {pool.submit(_run_episode, seed + i): i for i in range(episodes)}
@@ -344,26 +351,32 @@ def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_s
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     ordered = [results[i] for i in range(episodes)]
-    returns, lengths, successes = ([r[key] for r in ordered] for key in ("return", "length", "success"))
+    returns, lengths, successes, escapes = ([r[key] for r in ordered] for key in ("return", "length", "success",
+                                                                                  "escapes"))
     return {"episodes": episodes, "success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
-            "mean_steps": float(np.mean(lengths)), "returns": returns, "lengths": lengths, "successes": successes}
+            "mean_steps": float(np.mean(lengths)), "returns": returns, "lengths": lengths, "successes": successes,
+            "escapes": escapes}
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(env_spec: str, size: tuple[int, int] | None, model_dir: str, controller_dir: str) -> None:
+def _start_worker(env_spec: str, size: tuple[int, int] | None, model_dir: str, controller_dir: str, escape: int = 0,
+                  escape_actions: "list[float] | None" = None) -> None:
     """Each worker builds its env and loads the checkpoints once; one thread, as workers share cores."""
     from worldkit.envs import make_env
 
     torch.set_num_threads(1)
     _WORKER.update(env=make_env(env_spec, size=size), world_model=from_pretrained(model_dir),
-                   controller=from_pretrained(controller_dir))
+                   controller=from_pretrained(controller_dir), escape=(escape, escape_actions))
 
 
 def _run_episode(seed: int) -> dict[str, Any]:
     world_model, controller = _WORKER["world_model"], _WORKER["controller"]
     generator = torch.Generator().manual_seed(seed)  # the episode's action samples, whichever worker runs it
+    window, actions = _WORKER["escape"]
+    escape = LoopEscape(window, action_size(world_model.action_space), actions, generator) if window else None
     result = evaluate_in_real_env(world_model, lambda features: controller.act(features, generator), _WORKER["env"],
-                                  seed=seed)
-    return {"return": result["returns"][0], "length": result["lengths"][0], "success": result["successes"][0]}
+                                  seed=seed, escape=escape)
+    return {"return": result["returns"][0], "length": result["lengths"][0], "success": result["successes"][0],
+            "escapes": result["escapes"][0]}
