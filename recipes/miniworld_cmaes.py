@@ -117,8 +117,10 @@ class Config:
     eval_workers: int = 2
     dream_eval_rollouts: int = 1024
     """dreams of the final controller, from real first frames, for the dream's own estimate"""
-    threads: int = 0
-    """torch threads (0: torch's default); on a machine other jobs keep busy, 1 can be many times faster"""
+    threads: int = 1
+    """torch threads (0: torch's default). One by default: with other jobs on the cores, two OpenMP
+    threads wait on each other and the dream runs 20 to 40 times slower (an idle 2-core machine
+    runs CMA-ES about a third faster with 2)"""
     run_dir: str = "runs/world_models"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
     progress: bool = True
