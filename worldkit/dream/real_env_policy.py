@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from worldkit.dream.protocol import State, WorldModel
-from worldkit.dream.real import LoopEscape
 from worldkit.dream.rollout import replace_rows
 
 
@@ -24,13 +23,10 @@ class RealEnvPolicy:
         world_model: the world model the controller dreamed in.
         act: features (B, F) -> integer actions (B,) (e.g. ``LinearController.act``; a controller
             that should explore carries its own floor, ``LinearController.exploring``).
-        escape: replaces the action of an env whose frame repeats one of its episode's last ones
-            (:class:`~worldkit.dream.real.LoopEscape`).
     """
 
-    def __init__(self, world_model: WorldModel, act: Callable[[torch.Tensor], torch.Tensor],
-                 escape: LoopEscape | None = None):
-        self.world_model, self.controller_act, self.escape = world_model, act, escape
+    def __init__(self, world_model: WorldModel, act: Callable[[torch.Tensor], torch.Tensor]):
+        self.world_model, self.controller_act = world_model, act
         self.state: State | None = None
         self.last_action: torch.Tensor | None = None
         self.fresh: np.ndarray | None = None
@@ -46,13 +42,8 @@ class RealEnvPolicy:
                 rows = torch.from_numpy(np.flatnonzero(self.fresh))
                 first = self.world_model.observe(self.world_model.initial_state(len(rows)), None, frames[rows])
                 state = replace_rows(state, rows, first)
-                if self.escape is not None:
-                    self.escape.forget(rows.tolist())
             self.state = state
-        actions = self.controller_act(self.world_model.features(self.state))
-        if self.escape is not None:
-            actions = self.escape(np.asarray(obs), actions)
-        actions = actions.numpy().copy()
+        actions = self.controller_act(self.world_model.features(self.state)).numpy().copy()
         self.last_action = torch.from_numpy(actions)
         self.fresh = np.zeros(len(actions), dtype=bool)
         return actions
