@@ -53,15 +53,10 @@ VARIANTS = {
                              "--mbppo.min_rollouts=25", "--mbppo.max_rollouts=250"],
     "no_curiosity_h1_all_starts": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                                    "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500", "--mbppo.start_fraction=1.0"],
-    # one-step dreams from the members' mean rather than a random member (benchmarks/dream_advantage_error.py)
+    # dreams from the members' mean rather than a random member (benchmarks/dream_advantage_error.py)
     "no_curiosity_h1_mean": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                              "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500", "--mbppo.temperature=0"],
-    # dreams in the same 32 minibatches (made larger) rather than in more of them: PPO's number of gradient steps
-    "no_curiosity_h1_larger": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
-                               "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500", "--ppo.extra_minibatches=larger"],
-    "no_curiosity_h1_4x_larger": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
-                                  "--mbppo.min_rollouts=200", "--mbppo.max_rollouts=2000",
-                                  "--ppo.extra_minibatches=larger"],
+    "no_curiosity_mean": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.temperature=0"],
     # a quarter of the real steps per update (512), so dreams are about half of each batch; PPO alike, as control
     "ppo_512": ["--method=ppo", "--ppo.num_steps=512", "--ppo.num_minibatches=8"],
     "no_curiosity_h1_512": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",

@@ -292,6 +292,7 @@ def test_recipe_refuses_bad_input_before_any_work(tmp_path, capsys):
     for bad, message in [(["--mbppo.min_rollouts=50", "--mbppo.max_rollouts=10"], "min_rollouts <= max_rollouts"),
                          (["--mbppo.ensemble_size=1"], "confidence 'loss'"),  # the default confidence needs members
                          (["--mbppo.horizon=0"], "horizon must be at least 1"),
+                         (["--mbppo.temperature=-1"], "temperature must be >= 0"),
                          (["--total_steps=1000"], "less than one PPO rollout")]:
         with pytest.raises(SystemExit):
             recipe.parse_config(recipe.Config, [*flags, *bad])

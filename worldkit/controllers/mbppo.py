@@ -62,6 +62,8 @@ class ImaginationConfig:
     """imagined rollouts per iteration at full confidence (the seed's 100)"""
     horizon: int = 5
     """steps per imagined rollout (the seed's 5)"""
+    temperature: float = 1.0
+    """1: each dream step follows a randomly drawn member; 0: the members' mean"""
     confidence: ConfidenceKind = "both"
     """'loss': exp(-held-out loss), the seed's; 'disagreement': exp(-disagreement_scale * ensemble
     disagreement on the states dreams start from); 'both': the lower of the two"""
@@ -103,6 +105,7 @@ class ImaginationConfig:
              f"need 0 <= min_rollouts <= max_rollouts, got min_rollouts={self.min_rollouts}, "
              f"max_rollouts={self.max_rollouts}"),
             (self.horizon >= 1, f"horizon must be at least 1, got {self.horizon}"),
+            (self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}"),
             (self.confidence in ("both", "disagreement", "loss"),
              f"confidence must be 'both', 'disagreement' or 'loss', got {self.confidence!r}"),
             (self.confidence == "loss" or self.ensemble_size >= 2,
@@ -289,7 +292,8 @@ class AdaptiveImagination(PPOHook):
             self.metrics.update({"mbppo/imagined_steps": 0, "mbppo/imagination_time": time.perf_counter() - start})
             return None
         starts = recent[torch.randint(len(recent), (count,), generator=self.generator)]
-        dream = imagine(self.model, self._policy(agent), starts, cfg.horizon, generator=self.generator)
+        dream = imagine(self.model, self._policy(agent), starts, cfg.horizon, generator=self.generator,
+                       temperature=cfg.temperature)
         samples = self._to_samples(agent, dream, config)
         valid = dream.valid.bool()
         self.metrics.update({

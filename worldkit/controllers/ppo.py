@@ -59,9 +59,6 @@ class PPOConfig:
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    extra_minibatches: Literal["more", "larger"] = "more"
-    """where hooks' extra (e.g. imagined) samples go: "more" minibatches of minibatch_size, or the
-    same num_minibatches made "larger" (as many gradient steps as plain PPO)"""
     target_kl: float | None = None
     """stop the update's epochs early once an epoch's mean approximate KL exceeds this"""
     normalize_obs: bool = True
@@ -112,8 +109,6 @@ class PPOConfig:
             f"hidden_sizes must be one or more positive widths, got {self.hidden_sizes}",
         )
         _require(self.activation in ("tanh", "relu"), f"activation must be 'tanh' or 'relu', got {self.activation!r}")
-        _require(self.extra_minibatches in ("more", "larger"),
-                 f"extra_minibatches must be 'more' or 'larger', got {self.extra_minibatches!r}")
         _require(
             self.torch_threads is None or self.torch_threads >= 1,
             f"torch_threads must be at least 1 or None, got {self.torch_threads}",
@@ -468,8 +463,7 @@ class PPO:
                               for f in fields(Rollout)))
             weights = torch.cat([torch.ones(cfg.batch_size), *(e.weights.float() for e in extras)])
             total = len(weights)
-            if cfg.extra_minibatches == "more":
-                num_minibatches = total // cfg.minibatch_size
+            num_minibatches = total // cfg.minibatch_size
             sizes = [len(chunk) for chunk in torch.arange(total).tensor_split(num_minibatches)]
         # Logged values stay tensors until the end: a .item() per minibatch would cost real time.
         logged: dict[str, list[Tensor]] = {}
