@@ -8,8 +8,9 @@ estimate adds the updates' time to nothing else (collecting 100k env steps takes
 
     python benchmarks/dreamer_update_time.py                  # CPU, one torch thread
     python benchmarks/dreamer_update_time.py --device=cuda
+    python benchmarks/dreamer_update_time.py --precision=bf16  # the recipe's --precision=bf16
 
-Writes benchmarks/results/dreamer_update_time_<device>.json and prints a markdown table.
+Writes benchmarks/results/dreamer_update_time_<device>[_bf16].json and prints a markdown table.
 """
 
 import argparse
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--updates", type=int, default=3, help="timed updates per observation kind")
     parser.add_argument("--obs", nargs="+", default=["state", "pixels"])
+    parser.add_argument("--precision", choices=["32", "bf16"], default="32")
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = Config()
@@ -58,23 +60,28 @@ def main() -> None:
                      lr=config.model_lr).to(args.device)
         learner, optimizer = DreamerLearner(model, config.dreamer), model.configure_optimizers()
         batch = random_batch(OBSERVATIONS[kind], config)
-        _train_step(model, optimizer, learner, batch)  # warm-up
+        autocast = lambda: torch.autocast(args.device.split(":")[0], torch.bfloat16, enabled=args.precision == "bf16")  # noqa: E731
+        with autocast():
+            _train_step(model, optimizer, learner, batch)  # warm-up
         seconds = []
         for _ in range(args.updates):
             start = time.perf_counter()
-            _train_step(model, optimizer, learner, batch)
+            with autocast():
+                _train_step(model, optimizer, learner, batch)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             seconds.append(time.perf_counter() - start)
         median = statistics.median(seconds)
         rows[kind] = {"seconds_per_update": median, "all": seconds, "default_run_updates": owed,
                       "default_run_hours": owed * median / 3600}
-        print(f"| {kind} | {args.device} | {median:.3f} | {owed * median / 3600:.1f} |", flush=True)
+        print(f"| {kind} | {args.device}, {args.precision} | {median:.3f} | {owed * median / 3600:.1f} |", flush=True)
     report = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
               "cpus": os.cpu_count(), "torch_threads": 1, "torch": torch.__version__, "size": config.size,
+              "precision": args.precision,
               "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "results": rows}
-    path = RESULTS / f"dreamer_update_time_{args.device.split(':')[0]}.json"
+    suffix = "_bf16" if args.precision == "bf16" else ""
+    path = RESULTS / f"dreamer_update_time_{args.device.split(':')[0]}{suffix}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")

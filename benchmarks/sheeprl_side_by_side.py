@@ -19,7 +19,8 @@ batches of 16 x 64 steps, ``replay_ratio`` gradient steps per policy step is wor
 updates.
 
 The defaults are sized for a 2-core CPU (DreamerV3's own budget, 100k env steps at replay ratio
-0.5, takes days there, see docs/benchmarks.md). Writes benchmarks/results/sheeprl_side_by_side.json.
+0.5, takes days there, see docs/benchmarks.md). Writes benchmarks/results/sheeprl_side_by_side.json
+(``_bf16.json`` with ``--precision=bf16``).
 """
 
 import json
@@ -31,6 +32,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from worldkit.config import parse_config
 
@@ -49,6 +51,8 @@ class Config:
     replay_ratio: float = 0.05
     """gradient steps per policy step (SheepRL's definition)"""
     seed: int = 0
+    precision: Literal["32", "bf16"] = "32"
+    """for both: float32, or updates under bfloat16 autocast (SheepRL: fabric.precision=bf16-mixed)"""
     out_dir: str = "benchmarks/runs/sheeprl_side_by_side"
 
     def __post_init__(self) -> None:
@@ -77,7 +81,7 @@ def run_worldkit(config: Config, out: Path) -> dict:
                f"--train_ratio={512 * config.replay_ratio}", f"--action_repeat={ACTION_REPEAT}",
                f"--batch_size={BATCH}", f"--sequence_length={LENGTH}", "--size=XS", "--dreamer.hidden=256",
                "--dreamer.layers=1", f"--eval_every={config.env_steps}", "--eval_episodes=1", f"--seed={config.seed}",
-               "--torch_threads=1", "--wandb_mode=disabled", "--progress=False"]
+               "--torch_threads=1", "--wandb_mode=disabled", "--progress=False", f"--precision={config.precision}"]
     seconds = timed(command, out, out / "worldkit.log")
     evaluation = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()][-1]
     return {"seconds": seconds, "return": evaluation["mean_return"], "command": " ".join(command[1:])}
@@ -94,7 +98,7 @@ def run_sheeprl(config: Config, out: Path) -> dict:
         "env.capture_video=False", "env.sync_env=True", f"algo.total_steps={config.env_steps // ACTION_REPEAT}",
         f"algo.learning_starts={config.prefill // ACTION_REPEAT}", f"algo.replay_ratio={config.replay_ratio}",
         f"algo.per_rank_batch_size={BATCH}", f"algo.per_rank_sequence_length={LENGTH}",
-        "fabric.accelerator=cpu", "fabric.devices=1", "fabric.precision=32-true", "buffer.memmap=False",
+        "fabric.accelerator=cpu", "fabric.devices=1", f"fabric.precision={'bf16-mixed' if config.precision == 'bf16' else '32-true'}", "buffer.memmap=False",
         "checkpoint.every=100000000", "checkpoint.save_last=False", "algo.run_test=True", f"seed={config.seed}",
     ]
     (out / "sheeprl").mkdir(exist_ok=True)
@@ -113,10 +117,10 @@ def main(config: Config) -> dict:
         print(f"{name}: {run['seconds']:.0f} s, {run['env_steps_per_second']:.1f} env steps/s, return {run['return']:.1f}")
     ratio = runs["worldkit"]["env_steps_per_second"] / runs["sheeprl"]["env_steps_per_second"]
     result = {
-        "command": "python benchmarks/sheeprl_side_by_side.py", "config": asdict(config), "updates": updates,
+        "command": " ".join(["python", *sys.argv]), "config": asdict(config), "updates": updates,
         "load_average": list(os.getloadavg()), "speed_ratio": ratio, "goal_ratio": 1.5, "runs": runs,
     }
-    path = ROOT / "benchmarks" / "results" / "sheeprl_side_by_side.json"
+    path = ROOT / "benchmarks" / "results" / f"sheeprl_side_by_side{'_bf16' if config.precision == 'bf16' else ''}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"worldkit / SheepRL env steps per second: {ratio:.2f} (goal >= 1.5 at an equal or better return); "
           f"wrote {path}")

@@ -63,6 +63,9 @@ class Config:
     torch_threads: int = 1
     device: str = "cpu"
     """where the RSSM and actor-critic train: cpu or cuda"""
+    precision: Literal["32", "bf16"] = "32"
+    """bf16: updates under bfloat16 autocast (weights, distributions and losses stay float32), as
+    DreamerV3 trains; about twice as fast on CPUs with AVX512-BF16 or AMX"""
     dreamer: DreamerConfig = field(default_factory=lambda: DreamerConfig(hidden=512, layers=2))
 
     def __post_init__(self) -> None:
@@ -134,7 +137,8 @@ def main(config: Config) -> dict:
         dataset = SequenceDataset(store, config.sequence_length)
         while progress["updates"] < owed:
             batch = _batch(dataset, rng.integers(len(dataset), size=config.batch_size))
-            metrics = _train_step(model, model_optimizer, learner, batch)
+            with torch.autocast(torch.device(config.device).type, torch.bfloat16, enabled=config.precision == "bf16"):
+                metrics = _train_step(model, model_optimizer, learner, batch)
             progress["updates"] += 1
             if progress["updates"] % 10 == 0:
                 logger.log(metrics, step=env_steps())
@@ -249,7 +253,7 @@ def _save_state(path: Path, model, model_optimizer, learner, progress) -> None:
 
 
 _RESUMABLE_CHANGES = {"total_steps", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
-                      "device"}
+                      "device", "precision"}
 
 
 def _check_same_settings(run_dir: Path, config: Config) -> None:

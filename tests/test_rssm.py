@@ -46,6 +46,24 @@ def test_rssm_loss_falls_on_real_dm_control_data(walker_store, latent):
     assert isinstance(model, WorldModel)
 
 
+def test_bf16_autocast_keeps_the_losses_and_the_distributions_in_float32(walker_store):
+    data = SequenceDataModule(walker_store, 32, batch_size=16, val_fraction=0.34, seed=0)
+    data.setup()
+    model = RSSM(data.observation_space, data.action_space, size="XS")
+    batch = next(iter(torch.utils.data.DataLoader(data.val_dataset, batch_size=16)))
+    losses = {}
+    for precision in ("32", "bf16"):
+        torch.manual_seed(0)
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            losses[precision] = model.losses(batch)
+            starts = losses[precision]["states"]
+            state, reward, cont = model.imagine(starts, torch.zeros(len(starts.deter), 6))
+        assert reward.dtype == cont.dtype == state.stoch.dtype == torch.float32
+    for term in ("recon", "kl", "reward", "continue", "loss"):
+        assert losses["bf16"][term].dtype == torch.float32
+        assert losses["bf16"][term].item() == pytest.approx(losses["32"][term].item(), rel=0.02), term
+
+
 def test_checkpoint_round_trips_bit_exactly(tmp_path, walker_store):
     space = walker_store.observation_space
     model = RSSM(space, walker_store.action_space, size="tiny", reward_head="mse")

@@ -104,7 +104,7 @@ class DreamerActorCritic(nn.Module):
         self.register_buffer("return_high", torch.zeros(()))
 
     def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
-        out = self.actor(features)
+        out = self.actor(features).float()
         if self.continuous:
             mean, std = out.chunk(2, -1)
             std = 0.9 * torch.sigmoid(std + 2.0) + 0.1

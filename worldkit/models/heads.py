@@ -47,7 +47,7 @@ class ScalarHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The predicted value (its mean), shape ``x.shape[:-1]``."""
-        out = self.net(x)
+        out = self.net(x).float()  # bins and softmax in float32, also under bf16 autocast
         if self.kind == "mse":
             return out.squeeze(-1)
         return symexp((out.softmax(-1) * self.bins).sum(-1))
@@ -56,7 +56,7 @@ class ScalarHead(nn.Module):
              pull: float = 0.0) -> torch.Tensor:
         """Per-sample loss towards ``target`` (shape ``target.shape``), plus ``pull`` times the loss
         towards ``pull_towards`` when given: both from one forward pass."""
-        out = self.net(x)
+        out = self.net(x).float()
         if self.kind == "mse":
             error = lambda goal: (out.squeeze(-1) - goal).square()  # noqa: E731
         else:

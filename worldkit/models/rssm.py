@@ -156,7 +156,7 @@ class RSSM(L.LightningModule):
         deter = self._advance(state, self.action_vector(action))
         state = RSSMState(deter, self._sample(self.prior_net(deter), temperature, generator))
         features = self.features(state)
-        return state, self.reward(features), torch.sigmoid(self.cont(features).squeeze(-1))
+        return state, self.reward(features), torch.sigmoid(self.cont(features).squeeze(-1).float())
 
     def features(self, state: RSSMState) -> torch.Tensor:
         """[h, z]."""
@@ -201,7 +201,9 @@ class RSSM(L.LightningModule):
         return self.gru(self.img_in(torch.cat([state.stoch, action_vec], -1)), state.deter)
 
     def _stats(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(log-probs (..., stoch, classes),) with unimix, or (mean, std) of the Gaussian."""
+        """(log-probs (..., stoch, classes),) with unimix, or (mean, std) of the Gaussian, in float32
+        (also under bf16 autocast: sampling and KL need the precision)."""
+        raw = raw.float()
         if self.cfg["latent"] == "categorical":
             probs = raw.unflatten(-1, (self.cfg["stoch"], self.cfg["classes"])).softmax(-1)
             probs = (1 - self.hparams.unimix) * probs + self.hparams.unimix / self.cfg["classes"]
@@ -263,12 +265,12 @@ class RSSM(L.LightningModule):
         features = self.features(out["states"])
 
         target = self._prepare(obs.flatten(0, 1)).unflatten(0, obs.shape[:2])
-        recon = (self.decoder(features) - target).square().flatten(2).sum(-1)
+        recon = (self.decoder(features).float() - target).square().flatten(2).sum(-1)
         post, prior = self._stats(out["post"]), self._stats(out["prior"])
         dyn = self._kl(tuple(x.detach() for x in post), prior).clamp_min(self.cfg["free_nats"])
         rep = self._kl(post, tuple(x.detach() for x in prior)).clamp_min(self.cfg["free_nats"])
         reward = self.reward.loss(features[:, 1:], batch["reward"].float())
-        cont = F.binary_cross_entropy_with_logits(self.cont(features[:, 1:]).squeeze(-1),
+        cont = F.binary_cross_entropy_with_logits(self.cont(features[:, 1:]).squeeze(-1).float(),
                                                   1.0 - batch["terminated"].float(), reduction="none")
 
         def mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
