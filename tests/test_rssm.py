@@ -135,6 +135,18 @@ def test_presets_and_temperature():
     assert torch.equal(*cold) and not torch.equal(*warm)  # temperature 0 is the likeliest step
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_categorical_latents_are_drawn_from_their_distribution(temperature):
+    model = RSSM(gym.spaces.Box(-np.inf, np.inf, (24,), np.float32), gym.spaces.Box(-1, 1, (6,)), size="tiny")
+    logits = torch.tensor([2.0, 0.0, -1.0, 1.0, -3.0, 0.5, 0.0, -0.5])  # 8 classes; every categorical alike
+    raw = logits.repeat(20_000, model.cfg["stoch"])
+    with torch.no_grad():
+        sample = model._sample(raw, temperature, torch.Generator().manual_seed(0)).unflatten(-1, (-1, 8))
+    (logp,) = model._stats(logits.repeat(1, model.cfg["stoch"]))  # with unimix
+    expected = (logp[0, 0] / temperature).softmax(-1)
+    assert torch.allclose(sample.mean((0, 1)), expected, atol=0.005), (sample.mean((0, 1)), expected)
+
+
 def test_two_hot_head_learns_a_value_and_is_pulled_halfway_in_symlog_space():
     torch.manual_seed(0)
     x = torch.ones(32, 1)

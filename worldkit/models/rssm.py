@@ -220,12 +220,13 @@ class RSSM(L.LightningModule):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device)
             return mean + temperature * std * noise
         (logp,) = stats
+        probs = logp.exp()
         if temperature == 0:
             index = logp.argmax(-1)
-        else:
-            uniform = torch.rand(logp.shape, generator=generator, device=logp.device).clamp_min(1e-20)
-            index = (logp / temperature - torch.log(-torch.log(uniform))).argmax(-1)
-        probs = logp.exp()
+        else:  # inverse-CDF sampling: one uniform per categorical (Gumbel-max needs one per class)
+            cdf = (probs if temperature == 1 else (logp / temperature).softmax(-1)).cumsum(-1)
+            uniform = torch.rand((*cdf.shape[:-1], 1), generator=generator, device=cdf.device) * cdf[..., -1:]
+            index = torch.searchsorted(cdf, uniform).squeeze(-1).clamp_max(self.cfg["classes"] - 1)
         sample = F.one_hot(index, self.cfg["classes"]).to(probs.dtype)
         return (sample + probs - probs.detach()).flatten(-2)  # straight-through gradients
 
