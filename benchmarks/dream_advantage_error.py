@@ -84,7 +84,8 @@ def score(env: gym.Env, ppo: PPO, hook: AdaptiveImagination, config: Config, see
     value = agent.value(agent.normalize(starts))
 
     true_next, true_reward, true_done = [], [], []
-    for (_, qpos, qvel), action in zip(np.repeat(np.array(states, dtype=object), config.actions, 0), actions.numpy()):
+    repeated = [(qpos, qvel) for _, qpos, qvel in states for _ in range(config.actions)]
+    for (qpos, qvel), action in zip(repeated, actions.numpy()):
         env.reset()
         env.unwrapped.set_state(qpos, qvel)
         next_obs, reward, terminated, _, _ = env.step(action)
