@@ -51,6 +51,14 @@ class Config:
     sequence_length: int = 64
     size: str = "S"
     """RSSM size preset: tiny, XS, S, M, L, XL, v1"""
+    deter: int | None = None
+    """GRU units; with stoch, classes and hidden, sizes a model between presets (None: the preset's)"""
+    stoch: int | None = None
+    """number of categoricals (or Gaussian dimensions) of the latent (None: the preset's)"""
+    classes: int | None = None
+    """classes per categorical (None: the preset's)"""
+    hidden: int | None = None
+    """the RSSM's MLP units (None: the preset's)"""
     latent: Literal["categorical", "gaussian"] = "categorical"
     model_lr: float = 1e-4
     eval_every: int = 10_000
@@ -74,6 +82,9 @@ class Config:
         for name in ("total_steps", "action_repeat", "batch_size", "sequence_length", "eval_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("deter", "stoch", "classes", "hidden"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (or left to the preset), got {getattr(self, name)}")
         if self.prefill < 0 or self.train_ratio <= 0:
             raise ValueError("prefill must be >= 0 and train_ratio > 0")
 
@@ -106,7 +117,8 @@ def main(config: Config) -> dict:
     torch.manual_seed(config.seed)
     env = ActionRepeat(make_env(spec), config.action_repeat)
     store = EpisodeStore.create(run_dir / "replay", str(spec), env.observation_space, env.action_space)
-    model = RSSM(env.observation_space, env.action_space, size=config.size, latent=config.latent, lr=config.model_lr)
+    model = RSSM(env.observation_space, env.action_space, size=config.size, latent=config.latent, deter=config.deter,
+                 stoch=config.stoch, classes=config.classes, hidden=config.hidden, lr=config.model_lr)
     model.env_spec = str(spec)
     model.to(config.device)
     learner = DreamerLearner(model, config.dreamer)

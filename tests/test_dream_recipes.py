@@ -14,7 +14,7 @@ from worldkit.controllers.dreamer import DreamerActorCritic
 from worldkit.models.rssm import RSSM
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_DREAMER = ["--prefill=1000", "--train_ratio=2", "--size=tiny", "--batch_size=4", "--sequence_length=16",
+TINY_DREAMER = ["--prefill=1000", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4", "--sequence_length=16",
                 "--eval_every=2000", "--dreamer.hidden=32", "--dreamer.layers=1"]
 TINY_DREAM_PPO = ["--data_steps=600", "--model.max_steps=10", "--model.val_check_interval=5", "--size=tiny",
                   "--ppo.total_steps=512", "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=2",
@@ -59,6 +59,8 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     evaluations = [json.loads(line) for line in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
     assert [row["step"] for row in evaluations] == [2000, 3000]
     assert all(np.isfinite(row["mean_return"]) for row in evaluations)
+    model = RSSM.from_pretrained(tmp_path / "checkpoints" / "world_model")
+    assert (model.cfg["hidden"], model.cfg["deter"]) == (32, 64)  # --hidden over the tiny preset's 64
     assert evaluations[-1]["updates"] > evaluations[0]["updates"] > 0
     assert isinstance(from_pretrained(tmp_path / "checkpoints" / "world_model"), RSSM)
     assert isinstance(from_pretrained(tmp_path / "checkpoints" / "actor_critic"), DreamerActorCritic)
@@ -71,6 +73,8 @@ def test_dreamer_recipe_refuses_bad_input_before_work(tmp_path):
         recipe_main("dreamer_dmc_walker.py", tmp_path, "--env=Walker2d-v4")
     with pytest.raises(ValueError, match="size must be one of"):
         load_recipe("dreamer_dmc_walker.py").Config(size="huge", run_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="deter must be at least 1"):
+        load_recipe("dreamer_dmc_walker.py").Config(deter=0, run_dir=str(tmp_path))
     assert not any(tmp_path.iterdir())
 
 
