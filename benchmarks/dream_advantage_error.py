@@ -104,7 +104,11 @@ def score(env: gym.Env, ppo: PPO, hook: AdaptiveImagination, config: Config, see
         "member": advantage(members_next[pick, rows], members_reward[pick, rows], members_done[pick, rows] > 0.5),
         "mean": advantage(members_next.mean(0), members_reward.mean(0), members_done.mean(0) > 0.5),
     }
-    centred = lambda a: (a.view(-1, config.actions) - a.view(-1, config.actions).mean(1, keepdim=True)).flatten()  # noqa: E731
+
+    def centred(advantages: torch.Tensor) -> torch.Tensor:
+        per_state = advantages.view(-1, config.actions)
+        return (per_state - per_state.mean(1, keepdim=True)).flatten()
+
     result = {"true_centred_std": float(centred(true).std()), "true_advantage_std": float(true.std())}
     for kind, dreamed in dreams.items():
         result[f"{kind}/correlation"] = float(torch.corrcoef(torch.stack([centred(dreamed), centred(true)]))[0, 1])
@@ -140,10 +144,12 @@ def main(config: Config) -> None:
               "actions": config.actions, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{config.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("| env | seed | real steps | correlation (member / mean) | spread ratio (member / mean) | bias (member / mean) |")
+    print("| env | seed | real steps | correlation (member / mean) | spread ratio (member / mean) "
+          "| bias (member / mean) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['env']} | {r['seed']} | {r['step']:,} | {r['member/correlation']:.2f} / {r['mean/correlation']:.2f} "
+        print(f"| {r['env']} | {r['seed']} | {r['step']:,} "
+              f"| {r['member/correlation']:.2f} / {r['mean/correlation']:.2f} "
               f"| {r['member/spread_ratio']:.2f} / {r['mean/spread_ratio']:.2f} "
               f"| {r['member/bias']:+.3f} / {r['mean/bias']:+.3f} |")
 

@@ -60,7 +60,8 @@ def main() -> None:
                      lr=config.model_lr).to(args.device)
         learner, optimizer = DreamerLearner(model, config.dreamer), model.configure_optimizers()
         batch = random_batch(OBSERVATIONS[kind], config)
-        autocast = lambda: torch.autocast(args.device.split(":")[0], torch.bfloat16, enabled=args.precision == "bf16")  # noqa: E731
+        def autocast() -> torch.autocast:
+            return torch.autocast(args.device.split(":")[0], torch.bfloat16, enabled=args.precision == "bf16")
         with autocast():
             _train_step(model, optimizer, learner, batch)  # warm-up
         seconds = []

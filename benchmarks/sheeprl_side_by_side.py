@@ -98,7 +98,8 @@ def run_sheeprl(config: Config, out: Path) -> dict:
         "env.capture_video=False", "env.sync_env=True", f"algo.total_steps={config.env_steps // ACTION_REPEAT}",
         f"algo.learning_starts={config.prefill // ACTION_REPEAT}", f"algo.replay_ratio={config.replay_ratio}",
         f"algo.per_rank_batch_size={BATCH}", f"algo.per_rank_sequence_length={LENGTH}",
-        "fabric.accelerator=cpu", "fabric.devices=1", f"fabric.precision={'bf16-mixed' if config.precision == 'bf16' else '32-true'}", "buffer.memmap=False",
+        "fabric.accelerator=cpu", "fabric.devices=1", "buffer.memmap=False",
+        f"fabric.precision={'bf16-mixed' if config.precision == 'bf16' else '32-true'}",
         "checkpoint.every=100000000", "checkpoint.save_last=False", "algo.run_test=True", f"seed={config.seed}",
     ]
     (out / "sheeprl").mkdir(exist_ok=True)

@@ -14,8 +14,8 @@ from worldkit.controllers.dreamer import DreamerActorCritic
 from worldkit.models.rssm import RSSM
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_DREAMER = ["--prefill=1000", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4", "--sequence_length=16",
-                "--eval_every=2000", "--dreamer.hidden=32", "--dreamer.layers=1"]
+TINY_DREAMER = ["--prefill=1000", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
+                "--sequence_length=16", "--eval_every=2000", "--dreamer.hidden=32", "--dreamer.layers=1"]
 TINY_DREAM_PPO = ["--data_steps=600", "--model.max_steps=10", "--model.val_check_interval=5", "--size=tiny",
                   "--ppo.total_steps=512", "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=2",
                   "--ppo.update_epochs=1", "--horizon=32", "--eval_episodes=2", "--start_episodes=20"]
