@@ -1,7 +1,7 @@
-"""Seconds per Dreamer update at the recipe's defaults, and what a default run would take.
+"""Seconds per Dreamer update at the recipe's settings, and what a run's updates would take.
 
-One update of ``recipes/dreamer_dmc_walker.py`` is a world-model step on 16 windows of 64 steps
-and an actor-critic step imagining 15 steps from their 1,040 posterior states. Its cost does not
+One update of ``recipes/dreamer_dmc_walker.py`` (at its defaults) is a world-model step on 16
+windows of 64 steps and an actor-critic step imagining 15 steps from their 1,040 posterior states. Its cost does not
 depend on the data, so random batches of walker's shapes (state: 24 floats; pixels: 64x64x3)
 stand in. A default run owes (100,000 - 5,000 prefill) x 512 / 1,024 = 47,500 updates; the
 estimate adds the updates' time to nothing else (collecting 100k env steps takes minutes).
@@ -9,8 +9,12 @@ estimate adds the updates' time to nothing else (collecting 100k env steps takes
     python benchmarks/dreamer_update_time.py                  # CPU, one torch thread
     python benchmarks/dreamer_update_time.py --device=cuda
     python benchmarks/dreamer_update_time.py --precision=bf16  # the recipe's --precision=bf16
+    python benchmarks/dreamer_update_time.py --obs state --size=tiny --sequence_length=32 --train_ratio=256 \
+        --dreamer.hidden=128 --precision=bf16 --compile=True --name=tiny_r256_bf16_compiled
 
-Writes benchmarks/results/dreamer_update_time_<device>[_bf16].json and prints a markdown table.
+Every flag but --updates, --obs and --name is the recipe's. Writes
+benchmarks/results/dreamer_update_time_<name>.json (name: <device>[_bf16] unless given) and
+prints a markdown table.
 """
 
 import argparse
@@ -26,7 +30,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-from dreamer_dmc_walker import Config, _train_step  # noqa: E402
+from dreamer_dmc_walker import Config, _train_step, compile_loops  # noqa: E402
+
+from worldkit.config import parse_config  # noqa: E402
 
 from worldkit.controllers.dreamer import DreamerLearner  # noqa: E402
 from worldkit.models.rssm import RSSM  # noqa: E402
@@ -46,19 +52,22 @@ def random_batch(space: gym.Space, config: Config) -> dict[str, torch.Tensor]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--updates", type=int, default=3, help="timed updates per observation kind")
     parser.add_argument("--obs", nargs="+", default=["state", "pixels"])
-    parser.add_argument("--precision", choices=["32", "bf16"], default="32")
-    args = parser.parse_args()
+    parser.add_argument("--name", default=None, help="results file stem after dreamer_update_time_")
+    args, recipe_flags = parser.parse_known_args()
     torch.set_num_threads(1)
-    config = Config()
+    config = parse_config(Config, recipe_flags)
+    args.device, args.precision = config.device, config.precision
     owed = (config.total_steps - config.prefill) * config.train_ratio / (config.batch_size * config.sequence_length)
     load_start, rows = os.getloadavg(), {}
     for kind in args.obs:
         model = RSSM(OBSERVATIONS[kind], gym.spaces.Box(-1, 1, (6,)), size=config.size, latent=config.latent,
+                     deter=config.deter, stoch=config.stoch, classes=config.classes, hidden=config.hidden,
                      lr=config.model_lr).to(args.device)
         learner, optimizer = DreamerLearner(model, config.dreamer), model.configure_optimizers()
+        if config.compile:
+            compile_loops(model, learner)
         batch = random_batch(OBSERVATIONS[kind], config)
         def autocast() -> torch.autocast:
             return torch.autocast(args.device.split(":")[0], torch.bfloat16, enabled=args.precision == "bf16")
@@ -73,16 +82,16 @@ def main() -> None:
                 torch.cuda.synchronize()
             seconds.append(time.perf_counter() - start)
         median = statistics.median(seconds)
-        rows[kind] = {"seconds_per_update": median, "all": seconds, "default_run_updates": owed,
-                      "default_run_hours": owed * median / 3600}
+        rows[kind] = {"seconds_per_update": median, "all": seconds, "run_updates": owed,
+                      "run_hours": owed * median / 3600}
         print(f"| {kind} | {args.device}, {args.precision} | {median:.3f} | {owed * median / 3600:.1f} |", flush=True)
     report = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
               "cpus": os.cpu_count(), "torch_threads": 1, "torch": torch.__version__, "size": config.size,
-              "precision": args.precision,
+              "precision": args.precision, "compile": config.compile,
               "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "results": rows}
-    suffix = "_bf16" if args.precision == "bf16" else ""
-    path = RESULTS / f"dreamer_update_time_{args.device.split(':')[0]}{suffix}.json"
+    name = args.name or args.device.split(":")[0] + ("_bf16" if args.precision == "bf16" else "")
+    path = RESULTS / f"dreamer_update_time_{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")

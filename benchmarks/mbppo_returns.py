@@ -62,7 +62,16 @@ VARIANTS = {
     "no_curiosity_h1_512": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                             "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500",
                             "--ppo.num_steps=512", "--ppo.num_minibatches=8"],
+    # one-step dreams, each weighed by the members' disagreement on it (not the batch's)
+    "no_curiosity_h1_sample_confidence": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
+                                          "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500",
+                                          "--mbppo.per_sample_confidence=True"],
+    # a control: one-step dreams whose outcomes are shuffled across rollouts (benchmarks/mbppo_shuffled_dreams.py)
+    "no_curiosity_h1_shuffled": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
+                                 "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500"],
 }
+# The script each variant runs, if not the recipe.
+SCRIPTS = {"no_curiosity_h1_shuffled": ROOT / "benchmarks" / "mbppo_shuffled_dreams.py"}
 # Where an MBPPO iteration's time goes, from the recipe's per-update metrics.
 TIME_PARTS = {"model training": "mbppo/model_time", "imagination": "mbppo/imagination_time",
               "curiosity training": "mbppo/curiosity_time"}
@@ -124,7 +133,8 @@ def run_grid(config: Config) -> None:
             env, variant, seed = pending.pop(0)
             path = _run_path(config, env, variant, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            command = [sys.executable, str(ROOT / "recipes" / "mbppo_hopper.py"), f"--env={env}", "--seeds", str(seed),
+            script = SCRIPTS.get(variant, ROOT / "recipes" / "mbppo_hopper.py")
+            command = [sys.executable, str(script), f"--env={env}", "--seeds", str(seed),
                        f"--total_steps={config.total_steps}", f"--run_dir={path.parent}", "--progress=False",
                        "--wandb_mode=disabled", *VARIANTS[variant], *config.extra]
             print("start", env, variant, seed, flush=True)

@@ -14,6 +14,7 @@ curve, an open-loop prediction picture, and the RSSM and actor-critic as checkpo
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -74,6 +75,9 @@ class Config:
     precision: Literal["32", "bf16"] = "32"
     """bf16: updates under bfloat16 autocast (weights, distributions and losses stay float32), as
     DreamerV3 trains; about twice as fast on CPUs with AVX512-BF16 or AMX"""
+    compile: bool = False
+    """torch.compile the RSSM's filtering loop and the imagination loop: minutes of compiling at the
+    start, then fewer, fused kernels per update (the tiny model's updates ~1.4x faster on this CPU)"""
     dreamer: DreamerConfig = field(default_factory=lambda: DreamerConfig(hidden=512, layers=2))
 
     def __post_init__(self) -> None:
@@ -122,8 +126,11 @@ def main(config: Config) -> dict:
     model.env_spec = str(spec)
     model.to(config.device)
     learner = DreamerLearner(model, config.dreamer)
+    if config.compile:
+        compile_loops(model, learner)
     model_optimizer = model.configure_optimizers()
-    progress = {"updates": 0, "next_eval": config.eval_every, "episodes": 0}
+    # seconds: the run's wall-clock so far, summed over sittings (not counting time lost to a kill after a save)
+    progress = {"updates": 0, "next_eval": config.eval_every, "episodes": 0, "seconds": 0.0}
     state_file = run_dir / "state.pt"
     if state_file.exists():
         saved = torch.load(state_file, weights_only=True, map_location=config.device)
@@ -133,6 +140,11 @@ def main(config: Config) -> dict:
         progress.update(saved["progress"])
         print(f"resuming {run_dir} at {store.num_steps * config.action_repeat} env steps")
         _drop_rows_from(progress["next_eval"], run_dir / "evaluations.jsonl")
+    sitting_start, seconds_before = time.perf_counter(), progress["seconds"]
+
+    def seconds() -> float:
+        return seconds_before + time.perf_counter() - sitting_start
+
     logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name)
     evaluations = _read_jsonl(run_dir / "evaluations.jsonl")
     rng = np.random.default_rng([config.seed, len(store)])
@@ -167,18 +179,20 @@ def main(config: Config) -> dict:
         if env_steps() >= progress["next_eval"] or env_steps() >= config.total_steps:
             result = evaluate_in_real_env(model, lambda f: learner.actor_critic.act(f, deterministic=True), env,
                                           config.eval_episodes, seed=10_000 + config.seed)
-            row = {"step": env_steps(), "mean_return": result["mean_return"], "updates": progress["updates"]}
+            row = {"step": env_steps(), "mean_return": result["mean_return"], "updates": progress["updates"],
+                   "seconds": round(seconds(), 1)}
             evaluations.append(row)
             with open(run_dir / "evaluations.jsonl", "a") as handle:
                 handle.write(json.dumps(row) + "\n")
             logger.log({"eval/mean_return": row["mean_return"]}, step=env_steps())
             bar.set_postfix(eval_return=f"{row['mean_return']:.0f}")
             progress["next_eval"] = (env_steps() // config.eval_every + 1) * config.eval_every
+            progress["seconds"] = seconds()
             _save_state(state_file, model, model_optimizer, learner, progress)
     bar.close()
     store.close()
 
-    metrics = {"env_steps": env_steps(), "updates": progress["updates"],
+    metrics = {"env_steps": env_steps(), "updates": progress["updates"], "wall_clock_seconds": round(seconds(), 1),
                "final_eval_return": evaluations[-1]["mean_return"] if evaluations else None}
     for part, module in (("world_model", model), ("actor_critic", learner.actor_critic)):
         logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=metrics),
@@ -225,6 +239,12 @@ def _batch(dataset: SequenceDataset, indices: np.ndarray) -> dict[str, torch.Ten
     return {key: torch.stack([item[key] for item in items]) for key in ("obs", "action", "reward", "terminated", "mask")}
 
 
+def compile_loops(model: RSSM, learner: DreamerLearner) -> None:
+    """Compile the two step-by-step loops, where an update spends most of its many small kernels."""
+    model.observe_sequence = torch.compile(model.observe_sequence)
+    learner._imagine = torch.compile(learner._imagine)
+
+
 def _train_step(model: RSSM, optimizer, learner: DreamerLearner, batch: dict) -> dict[str, float]:
     """One world-model update, then one actor-critic update from its posterior states."""
     with torch.enable_grad():
@@ -265,7 +285,7 @@ def _save_state(path: Path, model, model_optimizer, learner, progress) -> None:
 
 
 _RESUMABLE_CHANGES = {"total_steps", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
-                      "device", "precision"}
+                      "device", "precision", "compile"}
 
 
 def _check_same_settings(run_dir: Path, config: Config) -> None:

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from worldkit.checkpoints import from_pretrained
-from worldkit.controllers.dreamer import DreamerActorCritic
+from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig, DreamerLearner
 from worldkit.models.rssm import RSSM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +50,7 @@ def recipe_main(name: str, run_dir: Path, *flags: str):
 def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     first = run_recipe("dreamer_dmc_walker.py", tmp_path, "--total_steps=2000", *TINY_DREAMER)
     assert first.returncode == 0, first.stderr[-3000:]
+    first_seconds = json.loads((tmp_path / "summary.json").read_text())["wall_clock_seconds"]
     # resumed under bf16 autocast, a change of speed (like --device), not of experiment
     second = run_recipe("dreamer_dmc_walker.py", tmp_path, "--total_steps=3000", "--precision=bf16", *TINY_DREAMER)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -59,6 +62,9 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     evaluations = [json.loads(line) for line in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
     assert [row["step"] for row in evaluations] == [2000, 3000]
     assert all(np.isfinite(row["mean_return"]) for row in evaluations)
+    # the wall-clock goes on from the first sitting's, so a run split by a kill reports its whole time
+    assert 0 < evaluations[0]["seconds"] <= first_seconds < evaluations[1]["seconds"]
+    assert json.loads((tmp_path / "summary.json").read_text())["wall_clock_seconds"] >= evaluations[1]["seconds"]
     model = RSSM.from_pretrained(tmp_path / "checkpoints" / "world_model")
     assert (model.cfg["hidden"], model.cfg["deter"]) == (32, 64)  # --hidden over the tiny preset's 64
     assert evaluations[-1]["updates"] > evaluations[0]["updates"] > 0
@@ -94,3 +100,29 @@ def test_dream_ppo_recipe_runs_end_to_end_and_reports_the_gap(tmp_path):
         recipe_main("dream_ppo_walker.py", tmp_path / "other", "--env=Hopper-v4",
                     f"--world_model={tmp_path / 'checkpoints' / 'world_model'}")
     assert not (tmp_path / "other" / "data").exists()
+
+
+def test_dreamer_recipe_compiled_loops_make_the_same_updates():
+    """--compile changes speed, not results: the same two updates as eager mode, to float precision
+    (inductor told to draw random numbers as eager mode does)."""
+    recipe = load_recipe("dreamer_dmc_walker.py")
+    generator = torch.Generator().manual_seed(0)
+    batch = {"obs": torch.randn(4, 9, 24, generator=generator),
+             "action": torch.rand(4, 8, 6, generator=generator) * 2 - 1,
+             "reward": torch.rand(4, 8, generator=generator), "terminated": torch.zeros(4, 8, dtype=torch.bool),
+             "mask": torch.ones(4, 8, dtype=torch.bool)}
+    updates = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = RSSM(gym.spaces.Box(-np.inf, np.inf, (24,)), gym.spaces.Box(-1, 1, (6,)), size="tiny", hidden=32)
+        learner = DreamerLearner(model, DreamerConfig(hidden=32, layers=1, horizon=3))
+        if compiled:
+            recipe.compile_loops(model, learner)
+        optimizer = model.configure_optimizers()
+        with torch._inductor.config.patch(fallback_random=True):
+            updates[compiled] = [recipe._train_step(model, optimizer, learner, batch) for _ in range(2)]
+    torch._dynamo.reset()
+    for eager, compiled in zip(updates[False], updates[True]):
+        assert eager.keys() == compiled.keys()
+        for key in eager:
+            assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-5), key
