@@ -62,10 +62,6 @@ VARIANTS = {
     "no_curiosity_h1_512": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                             "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500",
                             "--ppo.num_steps=512", "--ppo.num_minibatches=8"],
-    # one-step dreams, each weighed by the members' disagreement on it (not the batch's)
-    "no_curiosity_h1_sample_confidence": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
-                                          "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500",
-                                          "--mbppo.per_sample_confidence=True"],
     # a control: one-step dreams whose outcomes are shuffled across rollouts (benchmarks/mbppo_shuffled_dreams.py)
     "no_curiosity_h1_shuffled": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                                  "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500"],

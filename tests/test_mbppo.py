@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from worldkit.controllers import PPO, PPOAgent, PPOConfig
-from worldkit.controllers.imagination import imagine, per_trajectory_gae, rollouts_for_confidence
+from worldkit.controllers.imagination import per_trajectory_gae, rollouts_for_confidence
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
 from worldkit.dream.open_loop import open_loop_error
 from worldkit.dream.protocol import WorldModel
@@ -230,30 +230,6 @@ def test_imagined_samples_join_ppos_update_with_their_weights():
     _, plain_logs = ppo._loss(batch)
     torch.testing.assert_close(logs["policy_loss"], 0.5 * plain_logs["policy_loss"])
     torch.testing.assert_close(logs["value_loss"], 0.5 * plain_logs["value_loss"])
-
-
-def test_per_sample_confidence_weighs_each_dream_by_the_members_disagreement_on_it():
-    envs = make_vector_env("CartPole-v1", 1)
-    config = ImaginationConfig(ensemble_size=3, model_hidden=(32,), model_train_steps=20, curiosity="none",
-                               min_rollouts=4, max_rollouts=20, horizon=3, per_sample_confidence=True,
-                               confidence="disagreement")
-    hook = AdaptiveImagination(config, envs.single_observation_space, envs.single_action_space)
-    ppo = PPO(PPOConfig(total_steps=512, num_steps=256, num_minibatches=4, update_epochs=2), hook.record(envs), [hook])
-    history = ppo.learn(progress=False)
-    envs.close()
-    for metrics in history:  # PPO received the weights the hook logged
-        assert metrics["extra_weight_mean"] == pytest.approx(metrics["mbppo/imagined_weight"])
-    extra = hook.extra_samples(ppo.agent, ppo.rollout, ppo.config)
-    starts = hook.replay.latest(256)["obs"][:50]
-    dream = imagine(hook.model, hook._policy(ppo.agent), starts, 1)
-    disagreement = hook.model.disagreement(dream.obs[0], dream.actions[0])
-    confidence = hook._step_confidence(dream)[0]
-    assert extra.weights.std() > 0 and extra.weights.max() <= 0.8
-    ranked = disagreement.argsort()  # more disagreement, less weight
-    assert torch.all(confidence[ranked].diff() <= 0)
-    assert confidence[ranked[-1]] < confidence[ranked[0]]
-    with pytest.raises(ValueError, match="per_sample_confidence"):
-        ImaginationConfig(per_sample_confidence=True, confidence="loss")
 
 
 def test_a_hook_whose_env_was_not_recorded_says_so():

@@ -77,10 +77,6 @@ class ImaginationConfig:
     """False: always max_rollouts (ablation)"""
     confidence_weighting: bool = True
     """False: imagined samples weigh imagination_discount alone (ablation)"""
-    per_sample_confidence: bool = False
-    """True: each imagined step weighs imagination_discount times its own confidence,
-    exp(-disagreement_scale * the members' disagreement on that step) (capped by the held-out
-    loss's under 'both'), so steps the members disagree on count less"""
     start_fraction: float = 0.25
     """dreams start from states of the latest real rollout's last fraction (the seed's 25%)"""
     curiosity: Curiosity = "rnd"
@@ -115,9 +111,6 @@ class ImaginationConfig:
             (self.confidence == "loss" or self.ensemble_size >= 2,
              f"confidence {self.confidence!r} uses ensemble disagreement, which needs ensemble_size >= 2 (one model "
              "cannot disagree with itself); use confidence 'loss' for a single model"),
-            (not self.per_sample_confidence or self.confidence != "loss",
-             "per_sample_confidence weighs each imagined step by the members' disagreement on it: use confidence "
-             "'both' or 'disagreement'"),
             (self.disagreement_scale > 0, f"disagreement_scale must be positive, got {self.disagreement_scale}"),
             (0 <= self.low_confidence < 1, f"low_confidence must be in [0, 1), got {self.low_confidence}"),
             (self.imagination_discount >= 0, f"imagination_discount must be non-negative, got {self.imagination_discount}"),
@@ -309,19 +302,8 @@ class AdaptiveImagination(PPOHook):
             "mbppo/imagined_termination_rate": float(dream.terminated.sum() / count),
             "mbppo/imagination_time": time.perf_counter() - start,
         })
-        weights = torch.full(valid.shape, weight)
-        if cfg.per_sample_confidence and cfg.confidence_weighting:
-            weights = cfg.imagination_discount * self._step_confidence(dream)
-            self.metrics["mbppo/imagined_weight"] = float(weights[valid].mean())
-        return WeightedSamples(samples[valid.flatten()], weights[valid])
-
-    def _step_confidence(self, dream) -> Tensor:
-        """Each dreamed step's confidence (horizon, N) from the members' disagreement on it."""
-        disagreement = torch.stack([self.model.disagreement(obs, action) for obs, action in zip(dream.obs, dream.actions)])
-        confidence = torch.exp(-self.config.disagreement_scale * disagreement)
-        if self.config.confidence == "both" and math.isfinite(self.held_out_loss):
-            confidence = confidence.clamp_max(math.exp(-self.held_out_loss))
-        return confidence
+        flat = samples[valid.flatten()]
+        return WeightedSamples(flat, torch.full((len(flat.obs),), weight))
 
     def _to_samples(self, agent, dream, config) -> Rollout:
         """Dreamed rollouts as PPO samples (horizon * N, ...): normalised as PPO's, scaled
