@@ -33,6 +33,7 @@ def main() -> None:
     env = ActionRepeat(make_env(parse_spec(config["env"], config["obs"])), config["action_repeat"])
     result = evaluate_in_real_env(model, lambda f: actor_critic.act(f, deterministic=True), env, args.episodes,
                                   seed=20_000)
+    env.close()
     returns = [float(r) for r in result["returns"]]
     report = {"run": str(args.run_dir), "episodes": args.episodes, "returns": returns, "mean": float(np.mean(returns)),
               "standard_error": float(np.std(returns, ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else None}

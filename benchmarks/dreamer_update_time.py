@@ -1,8 +1,8 @@
 """Seconds per Dreamer update at the recipe's settings, and what a run's updates would take.
 
 One update of ``recipes/dreamer_dmc_walker.py`` (at its defaults) is a world-model step on 16
-windows of 64 steps and an actor-critic step imagining 15 steps from their 1,040 posterior states. Its cost does not
-depend on the data, so random batches of walker's shapes (state: 24 floats; pixels: 64x64x3)
+windows of 64 steps and an actor-critic step imagining 15 steps from their 1,040 posterior
+states. Its cost does not depend on the data, so random batches of walker's shapes (state: 24 floats; pixels: 64x64x3)
 stand in. A default run owes (100,000 - 5,000 prefill) x 512 / 1,024 = 47,500 updates; the
 estimate adds the updates' time to nothing else (collecting 100k env steps takes minutes).
 
@@ -10,7 +10,7 @@ estimate adds the updates' time to nothing else (collecting 100k env steps takes
     python benchmarks/dreamer_update_time.py --device=cuda
     python benchmarks/dreamer_update_time.py --precision=bf16  # the recipe's --precision=bf16
     python benchmarks/dreamer_update_time.py --obs state --size=tiny --sequence_length=32 --train_ratio=256 \
-        --dreamer.hidden=128 --precision=bf16 --compile=True --name=tiny_r256_bf16_compiled
+        --dreamer.hidden=128 --precision=bf16 --compile=True --name=cpu_tiny_r256_bf16_compiled
 
 Every flag but --updates, --obs and --name is the recipe's. Writes
 benchmarks/results/dreamer_update_time_<name>.json (name: <device>[_bf16] unless given) and
@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 from dreamer_dmc_walker import Config, _train_step, compile_loops  # noqa: E402
 
 from worldkit.config import parse_config  # noqa: E402
-
 from worldkit.controllers.dreamer import DreamerLearner  # noqa: E402
 from worldkit.models.rssm import RSSM  # noqa: E402
 
