@@ -9,17 +9,13 @@ Prints and writes ``<run>/final_eval.json``: each episode's return, their mean a
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-from dreamer_dmc_walker import ActionRepeat  # noqa: E402
-
-from worldkit.checkpoints import from_pretrained  # noqa: E402
-from worldkit.dream.real import evaluate_in_real_env  # noqa: E402
-from worldkit.envs import make_env, parse_spec  # noqa: E402
+from worldkit.checkpoints import from_pretrained
+from worldkit.dream.real import evaluate_in_real_env
+from worldkit.envs import make_env, parse_spec
 
 
 def main() -> None:
@@ -30,7 +26,7 @@ def main() -> None:
     config = json.loads((args.run_dir / "config.json").read_text())
     model = from_pretrained(args.run_dir / "checkpoints" / "world_model").eval()
     actor_critic = from_pretrained(args.run_dir / "checkpoints" / "actor_critic").eval()
-    env = ActionRepeat(make_env(parse_spec(config["env"], config["obs"])), config["action_repeat"])
+    env = make_env(parse_spec(config["env"], config["obs"]), action_repeat=config["action_repeat"])
     result = evaluate_in_real_env(model, lambda f: actor_critic.act(f, deterministic=True), env, args.episodes,
                                   seed=20_000)
     env.close()

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -93,23 +92,6 @@ class Config:
             raise ValueError("prefill must be >= 0 and train_ratio > 0")
 
 
-class ActionRepeat(gym.Wrapper):
-    """Each action held for ``repeat`` env steps, rewards summed (Dreamer's setting for dm-control)."""
-
-    def __init__(self, env: gym.Env, repeat: int):
-        super().__init__(env)
-        self.repeat = repeat
-
-    def step(self, action):
-        total = 0.0
-        for _ in range(self.repeat):
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            total += float(reward)
-            if terminated or truncated:
-                break
-        return obs, total, terminated, truncated, info
-
-
 def main(config: Config) -> dict:
     check_wandb_mode(config.wandb_mode)
     spec = parse_spec(config.env, config.obs)  # an unknown id fails here, before anything runs
@@ -119,7 +101,7 @@ def main(config: Config) -> dict:
     run_dir = Path(config.run_dir)
     _check_same_settings(run_dir, config)
     torch.manual_seed(config.seed)
-    env = ActionRepeat(make_env(spec), config.action_repeat)
+    env = make_env(spec, action_repeat=config.action_repeat)
     store = EpisodeStore.create(run_dir / "replay", str(spec), env.observation_space, env.action_space)
     model = RSSM(env.observation_space, env.action_space, size=config.size, latent=config.latent, deter=config.deter,
                  stoch=config.stoch, classes=config.classes, hidden=config.hidden, lr=config.model_lr)

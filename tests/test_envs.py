@@ -122,6 +122,24 @@ def test_bad_options_are_refused_before_building():
         make_vector_env("CartPole-v1", 1, vectorization="threads")
     with pytest.raises(ValueError, match="size"):
         make_env("miniworld:Sidewalk", size=(0, 10))
+    with pytest.raises(ValueError, match="action_repeat"):
+        make_env("dmc:walker-walk", action_repeat=0)
+
+
+def test_action_repeat_sums_rewards_and_renders_once_per_held_action():
+    held = make_env("dmc:walker-walk", obs="pixels", seed=0, action_repeat=2)
+    single = make_env("dmc:walker-walk", obs="pixels", seed=0)
+    renders = []
+    render = held.unwrapped.render
+    held.unwrapped.render = lambda: renders.append(1) or render()
+    action = np.full(held.action_space.shape, 0.5, dtype=np.float32)
+    for _ in range(3):
+        frame, reward, *_ = held.step(action)
+        expected_frame, first, *_ = single.step(action)
+        expected_frame, second, *_ = single.step(action)
+        assert reward == pytest.approx(first + second)
+        np.testing.assert_array_equal(frame, expected_frame)
+    assert len(renders) == 3
 
 
 def test_missing_package_names_what_to_install(run_python):

@@ -21,7 +21,7 @@ from worldkit.envs.backends import (
     looks_like_rendering_failure,
 )
 from worldkit.envs.spec import EnvSpec, parse_spec
-from worldkit.envs.wrappers import Float32Observation, PixelObservation, ResizeFrames
+from worldkit.envs.wrappers import ActionRepeat, Float32Observation, PixelObservation, ResizeFrames
 
 DEFAULT_PIXEL_SIZE = {"gym": (64, 64), "dmc": (64, 64), "miniworld": (60, 80)}
 
@@ -32,6 +32,7 @@ def make_env(
     obs: str | None = None,
     size: tuple[int, int] | None = None,
     seed: int | None = None,
+    action_repeat: int = 1,
     **kwargs: Any,
 ) -> gym.Env:
     """Build one environment.
@@ -42,16 +43,20 @@ def make_env(
         size: (height, width) of pixel observations (and of ``render()`` for a state env made
             with ``render_mode="rgb_array"``); the family's default if None.
         seed: seeds the env's first reset and its action space.
+        action_repeat: env steps each action is held for, rewards summed. It wraps the env
+            below the pixel observation, so a held action renders one frame, not one per step.
         **kwargs: passed to the underlying ``gymnasium.make``.
     """
     spec = parse_spec(spec, obs)
+    if action_repeat < 1:
+        raise ValueError(f"action_repeat must be at least 1, got {action_repeat}")
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise ValueError(f"size must be (height, width) with positive entries, got {size!r}")
     height, width = size or DEFAULT_PIXEL_SIZE[spec.family]
     try:
         with warnings.catch_warnings():  # the issue asks for the -v4 ids; gymnasium nags about v5
             warnings.filterwarnings("ignore", message=".*is out of date.*")
-            env = _BUILDERS[spec.family](spec, height, width, **kwargs)
+            env = _BUILDERS[spec.family](spec, height, width, action_repeat, **kwargs)
         if spec.obs == "pixels":
             env.reset(seed=seed)  # renders once, so a GL problem surfaces here, named
     except RenderingError:
@@ -101,27 +106,31 @@ def make_vector_env(
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
-def _make_gym(spec: EnvSpec, height: int, width: int, **kwargs) -> gym.Env:
+def _repeat(env: gym.Env, times: int) -> gym.Env:
+    return env if times == 1 else ActionRepeat(env, times)
+
+
+def _make_gym(spec: EnvSpec, height: int, width: int, repeat: int, **kwargs) -> gym.Env:
     if spec.obs == "pixels":
         env = gym.make(spec.gym_id, render_mode="rgb_array", width=width, height=height, **kwargs)
-        return PixelObservation(env)
+        return PixelObservation(_repeat(env, repeat))
     if kwargs.get("render_mode") == "rgb_array":  # state env that can also show itself
         kwargs = {"width": width, "height": height, **kwargs}
-    return _state_float32(gym.make(spec.gym_id, **kwargs))
+    return _state_float32(_repeat(gym.make(spec.gym_id, **kwargs), repeat))
 
 
-def _make_miniworld(spec: EnvSpec, height: int, width: int, **kwargs) -> gym.Env:
+def _make_miniworld(spec: EnvSpec, height: int, width: int, repeat: int, **kwargs) -> gym.Env:
     import_miniworld()
-    return gym.make(spec.gym_id, obs_height=height, obs_width=width, **kwargs)
+    return _repeat(gym.make(spec.gym_id, obs_height=height, obs_width=width, **kwargs), repeat)
 
 
-def _make_dmc(spec: EnvSpec, height: int, width: int, camera_id: int = 0, **kwargs) -> gym.Env:
+def _make_dmc(spec: EnvSpec, height: int, width: int, repeat: int, camera_id: int = 0, **kwargs) -> gym.Env:
     import_shimmy()
     if spec.obs == "pixels":
         render_kwargs = {"height": height, "width": width, "camera_id": camera_id}
         env = gym.make(spec.gym_id, render_mode="rgb_array", render_kwargs=render_kwargs, **kwargs)
-        return PixelObservation(env)
-    env = gym.wrappers.FlattenObservation(gym.make(spec.gym_id, **kwargs))
+        return PixelObservation(_repeat(env, repeat))
+    env = gym.wrappers.FlattenObservation(_repeat(gym.make(spec.gym_id, **kwargs), repeat))
     return _state_float32(env)
 
 

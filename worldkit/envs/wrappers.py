@@ -1,8 +1,26 @@
-"""Observation wrappers that give every family the same pixel convention (uint8 HWC)."""
+"""Wrappers that give every family the same conventions: float32 states, uint8 HWC pixels,
+and an action repeat that sits below the pixel wrapper, so a held action renders one frame."""
 
 import gymnasium as gym
 import numpy as np
 from PIL import Image
+
+
+class ActionRepeat(gym.Wrapper):
+    """Each action held for ``repeat`` env steps, rewards summed (Dreamer's setting for dm-control)."""
+
+    def __init__(self, env: gym.Env, repeat: int):
+        super().__init__(env)
+        self.repeat = repeat
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
 
 
 class Float32Observation(gym.ObservationWrapper):
