@@ -77,6 +77,8 @@ class ImaginationConfig:
     """False: always max_rollouts (ablation)"""
     confidence_weighting: bool = True
     """False: imagined samples weigh imagination_discount alone (ablation)"""
+    dreams_train_critic: bool = True
+    """False: imagined samples train the policy only; the critic learns from real returns"""
     start_fraction: float = 0.25
     """dreams start from states of the latest real rollout's last fraction (the seed's 25%)"""
     curiosity: Curiosity = "rnd"
@@ -303,7 +305,8 @@ class AdaptiveImagination(PPOHook):
             "mbppo/imagination_time": time.perf_counter() - start,
         })
         flat = samples[valid.flatten()]
-        return WeightedSamples(flat, torch.full((len(flat.obs),), weight))
+        value_weight = weight if cfg.dreams_train_critic else 0.0
+        return WeightedSamples(flat, torch.full((len(flat.obs),), weight), torch.full((len(flat.obs),), value_weight))
 
     def _to_samples(self, agent, dream, config) -> Rollout:
         """Dreamed rollouts as PPO samples (horizon * N, ...): normalised as PPO's, scaled

@@ -141,15 +141,23 @@ class Rollout:
 
 @dataclass
 class WeightedSamples:
-    """Extra transitions for one PPO update: a flat :class:`Rollout` ``(n, ...)`` and a weight each."""
+    """Extra transitions for one PPO update: a flat :class:`Rollout` ``(n, ...)`` and a weight each.
+
+    ``value_weights`` weigh each sample's value loss apart from its policy and entropy terms
+    (e.g. 0: imagined samples steer the policy but the critic learns from real returns only);
+    None: the same as ``weights``.
+    """
 
     samples: Rollout
     weights: Tensor
+    value_weights: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = len(self.samples.obs)
-        if self.weights.shape != (n,):
-            raise ValueError(f"weights must have shape ({n},), one per sample, got {tuple(self.weights.shape)}")
+        for name in ("weights", "value_weights"):
+            weights = getattr(self, name)
+            if weights is not None and weights.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), one per sample, got {tuple(weights.shape)}")
         for f in fields(self.samples):
             if len(getattr(self.samples, f.name)) != n:
                 raise ValueError(f"samples.{f.name} has {len(getattr(self.samples, f.name))} rows, obs has {n}")
