@@ -88,8 +88,10 @@ class Config:
         for name in ("deter", "stoch", "classes", "hidden"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 (or left to the preset), got {getattr(self, name)}")
-        if self.prefill < 0 or self.train_ratio <= 0:
-            raise ValueError("prefill must be >= 0 and train_ratio > 0")
+        if self.prefill < 0:
+            raise ValueError(f"prefill must be >= 0, got {self.prefill}")
+        if self.train_ratio <= 0:
+            raise ValueError(f"train_ratio must be > 0, got {self.train_ratio}")
 
 
 def main(config: Config) -> dict:
@@ -112,7 +114,7 @@ def main(config: Config) -> dict:
         compile_loops(model, learner)
     model_optimizer = model.configure_optimizers()
     # seconds: the run's wall-clock so far, summed over sittings (not counting time lost to a kill after a save)
-    progress = {"updates": 0, "next_eval": config.eval_every, "episodes": 0, "seconds": 0.0}
+    progress = {"updates": 0, "next_eval": config.eval_every, "seconds": 0.0}
     state_file = run_dir / "state.pt"
     if state_file.exists():
         saved = torch.load(state_file, weights_only=True, map_location=config.device)
@@ -138,7 +140,7 @@ def main(config: Config) -> dict:
 
     def train_owed() -> None:
         owed = math.floor(max(0, env_steps() - config.prefill) * config.train_ratio / replay_per_update)
-        if len(store) == 0 or progress["updates"] >= owed:
+        if progress["updates"] >= owed:
             return
         dataset = SequenceDataset(store, config.sequence_length)
         while progress["updates"] < owed:
@@ -253,7 +255,8 @@ def _open_loop_picture(model: RSSM, store: EpisodeStore, path: Path, context: in
     if model.pixels:
         picks = range(0, horizon, 10)
         frames = [real[i] for i in picks] + [(imagined[i] * 255).astype(np.uint8) for i in picks]
-        filmstrip(frames, path, title="open loop, every 10th of 50 steps: real (left five), imagined (right five)")
+        filmstrip(frames, path, title=f"open loop, every 10th of {horizon} steps: real (left {len(picks)}), "
+                                      f"imagined (right {len(picks)})")
         return
     open_loop_states(real, imagined, path, dimensions={f"state[{dim}]": dim for dim in range(min(4, real.shape[-1]))},
                      title=f"open-loop prediction, {horizon} steps after {context} filtered, real actions")

@@ -6,8 +6,9 @@ Each PPO iteration, :class:`AdaptiveImagination`:
    adds ``beta * intrinsic_coef * error / mean real error`` to the rewards before GAE;
 2. trains the dynamics ensemble on every real transition so far (held-out ones excepted) and
    the curiosity module on the new real states;
-3. measures the model's confidence, ``exp(-held-out loss)`` (the seed's) or
-   ``exp(-disagreement_scale * disagreement)`` on the states it is about to dream from;
+3. measures the model's confidence: ``exp(-held-out loss)`` (the seed's),
+   ``exp(-disagreement_scale * disagreement)`` on the states it is about to dream from, or
+   (the default) the lower of the two;
 4. dreams ``rollouts_for_confidence(confidence)`` short rollouts from recent real states under
    the current policy, with curiosity on the dreamed steps too, and computes their advantages
    per trajectory;
@@ -100,8 +101,8 @@ class ImaginationConfig:
             (len(self.model_hidden) > 0 and min(self.model_hidden) >= 1,
              f"model_hidden must be one or more positive widths, got {self.model_hidden}"),
             (self.model_lr > 0, f"model_lr must be positive, got {self.model_lr}"),
-            (self.model_batch_size >= 1 and self.model_train_steps >= 1,
-             "model_batch_size and model_train_steps must be at least 1"),
+            (self.model_batch_size >= 1, f"model_batch_size must be at least 1, got {self.model_batch_size}"),
+            (self.model_train_steps >= 1, f"model_train_steps must be at least 1, got {self.model_train_steps}"),
             (self.holdout_every >= 2, f"holdout_every must be at least 2, got {self.holdout_every}"),
             (0 <= self.min_rollouts <= self.max_rollouts,
              f"need 0 <= min_rollouts <= max_rollouts, got min_rollouts={self.min_rollouts}, "
@@ -115,16 +116,19 @@ class ImaginationConfig:
              "cannot disagree with itself); use confidence 'loss' for a single model"),
             (self.disagreement_scale > 0, f"disagreement_scale must be positive, got {self.disagreement_scale}"),
             (0 <= self.low_confidence < 1, f"low_confidence must be in [0, 1), got {self.low_confidence}"),
-            (self.imagination_discount >= 0, f"imagination_discount must be non-negative, got {self.imagination_discount}"),
+            (self.imagination_discount >= 0,
+             f"imagination_discount must be non-negative, got {self.imagination_discount}"),
             (0 < self.start_fraction <= 1, f"start_fraction must be in (0, 1], got {self.start_fraction}"),
             (self.curiosity in ("rnd", "model_error", "none"),
              f"curiosity must be 'rnd', 'model_error' or 'none', got {self.curiosity!r}"),
             (self.curiosity != "model_error" or self.ensemble_size >= 2,
              "curiosity 'model_error' scores imagined steps by ensemble disagreement, which needs ensemble_size >= 2"),
             (self.intrinsic_coef >= 0, f"intrinsic_coef must be non-negative, got {self.intrinsic_coef}"),
-            (0 <= self.beta <= self.beta_max, f"need 0 <= beta <= beta_max, got beta={self.beta}, beta_max={self.beta_max}"),
+            (0 <= self.beta <= self.beta_max,
+             f"need 0 <= beta <= beta_max, got beta={self.beta}, beta_max={self.beta_max}"),
             (0 <= self.beta_rate < 1, f"beta_rate must be in [0, 1), got {self.beta_rate}"),
-            (self.beta_threshold >= 0 and self.beta_window >= 2, "need beta_threshold >= 0 and beta_window >= 2"),
+            (self.beta_threshold >= 0, f"beta_threshold must be non-negative, got {self.beta_threshold}"),
+            (self.beta_window >= 2, f"beta_window must be at least 2, got {self.beta_window}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -289,7 +293,7 @@ class AdaptiveImagination(PPOHook):
             count = cfg.max_rollouts
         weight = cfg.imagination_discount * (self.confidence if cfg.confidence_weighting else 1.0)
         self.metrics.update({"mbppo/confidence": self.confidence, "mbppo/num_rollouts": count,
-                             "mbppo/imagined_weight": weight, "mbppo/beta": self.beta.beta})
+                             "mbppo/imagined_weight": weight})
         if count == 0:
             self.metrics.update({"mbppo/imagined_steps": 0, "mbppo/imagination_time": time.perf_counter() - start})
             return None
@@ -337,10 +341,10 @@ class AdaptiveImagination(PPOHook):
     # ------------------------------------------------------------------------- bookkeeping
 
     def on_update_end(self, metrics: dict[str, float]) -> None:
-        """Adapt beta to the extrinsic return's trend; add this iteration's quantities to the metrics."""
-        self.beta.update(metrics.get("episodic_return", math.nan))
+        """Add this iteration's quantities to the metrics; then adapt beta to the extrinsic return's trend."""
         metrics.update(self.metrics)
-        metrics["mbppo/beta"] = self.beta.beta
+        metrics["mbppo/beta"] = self.beta.beta  # the beta this iteration's rewards were scored with
+        self.beta.update(metrics.get("episodic_return", math.nan))
         metrics["mbppo/return_trend"] = self.beta.trend
         metrics["mbppo/real_steps"] = len(self.replay)
 

@@ -511,7 +511,8 @@ class PPO:
         """PPO's loss plus the hooks' auxiliary losses, and what to log of it (detached).
 
         ``weights`` (one per sample) scale each sample's policy, value and entropy terms before
-        they are averaged (``value_weights``, where given, the value terms instead); ``real`` marks the samples hooks' auxiliary losses may see.
+        they are averaged (``value_weights``, where given, the value terms instead); ``real``
+        marks the samples hooks' auxiliary losses may see.
         """
         cfg = self.config
         features = self.agent.features(minibatch.obs)
@@ -532,8 +533,8 @@ class PPO:
             value_loss = torch.max(value_loss, (clipped_value - minibatch.returns).square())
         bonus_entropy = None
         if weights is not None:  # the logged entropy stays the policy's own, unweighted
-            value_weights = weights if value_weights is None else value_weights
-            policy_loss, value_loss, bonus_entropy = weights * policy_loss, value_weights * value_loss, weights * entropy
+            policy_loss, bonus_entropy = weights * policy_loss, weights * entropy
+            value_loss = value_loss * (weights if value_weights is None else value_weights)
         policy_loss = policy_loss.mean()
         value_loss = 0.5 * value_loss.mean()
 

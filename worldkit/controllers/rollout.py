@@ -64,7 +64,8 @@ class PPOHook:
         own ``logprobs``, ``values``, ``advantages`` and ``returns`` (computed per trajectory:
         PPO cannot know where one imagined trajectory ends and the next begins). They join the
         update's shuffled minibatches; every sample's policy, value and entropy terms are
-        multiplied by its weight (real samples weigh 1). :meth:`auxiliary_loss` sees only the
+        multiplied by its weight (its value term by its value weight, where one is given; real
+        samples weigh 1). :meth:`auxiliary_loss` sees only the
         real samples of a minibatch. None (the default) leaves PPO exactly as it is.
         """
         return None

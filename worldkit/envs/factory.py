@@ -21,7 +21,9 @@ from worldkit.envs.backends import (
     looks_like_rendering_failure,
 )
 from worldkit.envs.spec import EnvSpec, parse_spec
-from worldkit.envs.wrappers import ActionRepeat, Float32Observation, PixelObservation, ResizeFrames
+from worldkit.envs.wrappers import ActionRepeat, Float32Observation, PixelObservation
+
+__all__ = ["make_env", "make_vector_env"]
 
 DEFAULT_PIXEL_SIZE = {"gym": (64, 64), "dmc": (64, 64), "miniworld": (60, 80)}
 
@@ -54,7 +56,7 @@ def make_env(
         raise ValueError(f"size must be (height, width) with positive entries, got {size!r}")
     height, width = size or DEFAULT_PIXEL_SIZE[spec.family]
     try:
-        with warnings.catch_warnings():  # the issue asks for the -v4 ids; gymnasium nags about v5
+        with warnings.catch_warnings():  # we use the -v4 ids on purpose; gymnasium nags about v5
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             env = _BUILDERS[spec.family](spec, height, width, action_repeat, **kwargs)
         if spec.obs == "pixels":
@@ -143,5 +145,3 @@ def _state_float32(env: gym.Env) -> gym.Env:
 
 
 _BUILDERS = {"gym": _make_gym, "miniworld": _make_miniworld, "dmc": _make_dmc}
-
-__all__ = ["make_env", "make_vector_env", "ResizeFrames"]

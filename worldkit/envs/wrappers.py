@@ -10,6 +10,8 @@ class ActionRepeat(gym.Wrapper):
     """Each action held for ``repeat`` env steps, rewards summed (Dreamer's setting for dm-control)."""
 
     def __init__(self, env: gym.Env, repeat: int):
+        if repeat < 1:
+            raise ValueError(f"an action must be repeated at least once, got repeat={repeat}")
         super().__init__(env)
         self.repeat = repeat
 
