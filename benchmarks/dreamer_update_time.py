@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-from dreamer_dmc_walker import Config, _train_step, compile_loops  # noqa: E402
+from dreamer_dmc_walker import Config, compile_loops, train_step  # noqa: E402
 
 from worldkit.config import parse_config  # noqa: E402
 from worldkit.controllers.dreamer import DreamerLearner  # noqa: E402
@@ -71,12 +71,12 @@ def main() -> None:
         def autocast() -> torch.autocast:
             return torch.autocast(args.device.split(":")[0], torch.bfloat16, enabled=args.precision == "bf16")
         with autocast():
-            _train_step(model, optimizer, learner, batch)  # warm-up
+            train_step(model, optimizer, learner, batch)  # warm-up
         seconds = []
         for _ in range(args.updates):
             start = time.perf_counter()
             with autocast():
-                _train_step(model, optimizer, learner, batch)
+                train_step(model, optimizer, learner, batch)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             seconds.append(time.perf_counter() - start)

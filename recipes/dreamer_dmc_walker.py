@@ -146,7 +146,7 @@ def main(config: Config) -> dict:
         while progress["updates"] < owed:
             batch = _batch(dataset, rng.integers(len(dataset), size=config.batch_size))
             with torch.autocast(torch.device(config.device).type, torch.bfloat16, enabled=config.precision == "bf16"):
-                metrics = _train_step(model, model_optimizer, learner, batch)
+                metrics = train_step(model, model_optimizer, learner, batch)
             progress["updates"] += 1
             if progress["updates"] % 10 == 0:
                 logger.log(metrics, step=env_steps())
@@ -229,7 +229,7 @@ def compile_loops(model: RSSM, learner: DreamerLearner) -> None:
     learner._imagine = torch.compile(learner._imagine)
 
 
-def _train_step(model: RSSM, optimizer, learner: DreamerLearner, batch: dict) -> dict[str, float]:
+def train_step(model: RSSM, optimizer, learner: DreamerLearner, batch: dict) -> dict[str, float]:
     """One world-model update, then one actor-critic update from its posterior states."""
     with torch.enable_grad():
         losses = model.losses(batch)

@@ -120,7 +120,7 @@ def test_dreamer_recipe_compiled_loops_make_the_same_updates():
             recipe.compile_loops(model, learner)
         optimizer = model.configure_optimizers()
         with torch._inductor.config.patch(fallback_random=True):
-            updates[compiled] = [recipe._train_step(model, optimizer, learner, batch) for _ in range(2)]
+            updates[compiled] = [recipe.train_step(model, optimizer, learner, batch) for _ in range(2)]
     torch._dynamo.reset()
     for eager, compiled in zip(updates[False], updates[True]):
         assert eager.keys() == compiled.keys()

@@ -196,7 +196,7 @@ class AdaptiveImagination(PPOHook):
         steps = tuple(obs.shape[:2])
         real = self._latest_rollout(steps)
         self.metrics = {"mbppo/real_reward": float(real["reward"].mean())}
-        if self.config.curiosity == "none" or len(self.replay) <= real["obs"].shape[0] or not self._model_ready():
+        if self.config.curiosity == "none" or len(self.replay) <= real["obs"].shape[0] or not self._trained:
             return None  # no curiosity before the models have seen any data
         error = self._error(real["obs"], real["action"], real["reward"], real["next_obs"])
         batch_mean = float(error.mean())
@@ -211,9 +211,6 @@ class AdaptiveImagination(PPOHook):
             raise RuntimeError("the replay holds fewer transitions than the rollout: build PPO on hook.record(envs)")
         return self.replay.latest(rows)
 
-    def _model_ready(self) -> bool:
-        return self._trained
-
     # ------------------------------------------------------------- model and curiosity training
 
     def on_rollout_end(self, rollout: Rollout) -> None:
@@ -223,7 +220,7 @@ class AdaptiveImagination(PPOHook):
         model_time = time.perf_counter() - start
         if self.rnd is not None:
             start = time.perf_counter()
-            latest = self.replay.latest(rollout.obs.shape[0] * rollout.obs.shape[1])
+            latest = self._latest_rollout(tuple(rollout.obs.shape[:2]))
             self.metrics["mbppo/rnd_loss"] = self.rnd.update(latest["next_obs"], generator=self.generator)
             self.metrics["mbppo/curiosity_time"] = time.perf_counter() - start
         self.metrics["mbppo/model_time"] = model_time
@@ -280,7 +277,7 @@ class AdaptiveImagination(PPOHook):
         return act
 
     @torch.no_grad()
-    def extra_samples(self, agent, rollout: Rollout, config) -> WeightedSamples | None:
+    def extra_samples(self, agent, rollout: Rollout, ppo_config) -> WeightedSamples | None:
         cfg = self.config
         start = time.perf_counter()
         steps = tuple(rollout.obs.shape[:2])
@@ -300,7 +297,7 @@ class AdaptiveImagination(PPOHook):
         starts = recent[torch.randint(len(recent), (count,), generator=self.generator)]
         dream = imagine(self.model, self._policy(agent), starts, cfg.horizon, generator=self.generator,
                        temperature=cfg.temperature)
-        samples = self._to_samples(agent, dream, config)
+        samples = self._to_samples(agent, dream, ppo_config)
         valid = dream.valid.bool()
         self.metrics.update({
             "mbppo/imagined_steps": int(valid.sum()),
@@ -312,7 +309,7 @@ class AdaptiveImagination(PPOHook):
         value_weight = weight if cfg.dreams_train_critic else 0.0
         return WeightedSamples(flat, torch.full((len(flat.obs),), weight), torch.full((len(flat.obs),), value_weight))
 
-    def _to_samples(self, agent, dream, config) -> Rollout:
+    def _to_samples(self, agent, dream, ppo_config) -> Rollout:
         """Dreamed rollouts as PPO samples (horizon * N, ...): normalised as PPO's, scaled
         rewards plus curiosity, values, log-probs, and advantages per trajectory."""
         horizon, n = dream.valid.shape
@@ -322,14 +319,15 @@ class AdaptiveImagination(PPOHook):
         values, next_values = values.view(horizon, n), agent.value(next_obs.flatten(0, 1)).view(horizon, n)
         rewards = dream.rewards
         if agent.return_rms is not None:  # the scale PPO gave this iteration's real rewards
-            rewards = (rewards / math.sqrt(float(agent.return_rms.var) + EPSILON)).clamp(-config.reward_clip, config.reward_clip)
+            rewards = rewards / math.sqrt(float(agent.return_rms.var) + EPSILON)
+            rewards = rewards.clamp(-ppo_config.reward_clip, ppo_config.reward_clip)
         if self.config.curiosity != "none" and math.isfinite(self.real_error_mean):
             error = self._error(dream.obs.flatten(0, 1), dream.actions.flatten(0, 1), None, dream.next_obs.flatten(0, 1))
             bonus = self._bonus(error).view(horizon, n)
             rewards = rewards + bonus
             self.metrics["mbppo/imagined_intrinsic_reward"] = float(bonus[dream.valid.bool()].mean())
         advantages = per_trajectory_gae(rewards, values, next_values, dream.terminated, dream.valid,
-                                        config.gamma, config.gae_lambda)
+                                        ppo_config.gamma, ppo_config.gae_lambda)
         last = torch.zeros(horizon, n)
         last[-1] = 1.0
         dones = torch.maximum(dream.terminated, last)
@@ -354,7 +352,7 @@ class AdaptiveImagination(PPOHook):
             "model": self.model.state_dict(), "model_optimizer": self.model_optimizer.state_dict(),
             "replay": self.replay.state_dict(), "beta": self.beta.state_dict(),
             "generator": self.generator.get_state(), "real_error_mean": self.real_error_mean,
-            "trained": self._model_ready(), "held_out_loss": self.held_out_loss,
+            "trained": self._trained, "held_out_loss": self.held_out_loss,
         }
         if self.rnd is not None:
             state["rnd"], state["rnd_optimizer"] = self.rnd.state_dict(), self.rnd.optimizer.state_dict()

@@ -81,9 +81,13 @@ def make_vector_env(
     vectorization: str = "sync",
     obs: str | None = None,
     size: tuple[int, int] | None = None,
+    seed: int | None = None,
     **kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """Build ``num_envs`` copies as a gymnasium vector env with episode statistics.
+
+    Env ``i`` is seeded ``seed + i``; ``**kwargs`` (``action_repeat``, ``gymnasium.make``'s
+    options) go to :func:`make_env` for every copy.
 
     Autoreset is SAME_STEP: on the step an episode ends, ``infos["final_obs"]`` holds its
     true last observation and the returned observation already starts the next episode.
@@ -94,7 +98,6 @@ def make_vector_env(
     if num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {num_envs}")
     spec = parse_spec(spec, obs)
-    seed = kwargs.pop("seed", None)  # each env gets its own: seed, seed + 1, ...
     thunks: list[Callable[[], gym.Env]] = [
         partial(make_env, spec, size=size, seed=None if seed is None else seed + i, **kwargs) for i in range(num_envs)
     ]
