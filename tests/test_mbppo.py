@@ -237,6 +237,11 @@ def test_imagined_samples_join_ppos_update_with_their_weights():
     hook.config.dreams_train_critic = False  # what MBPPO hands PPO then
     extra = hook.extra_samples(ppo.agent, ppo.rollout, ppo.config)
     assert (extra.weights > 0).all() and (extra.value_weights == 0).all()
+    hook.config.dreams_train_critic, hook.config.dreams_train_policy = True, False  # and the mirror control
+    extra = hook.extra_samples(ppo.agent, ppo.rollout, ppo.config)
+    assert (extra.weights == 0).all() and (extra.value_weights > 0).all()
+    with pytest.raises(ValueError, match="dreams must train the policy, the critic or both"):
+        ImaginationConfig(dreams_train_policy=False, dreams_train_critic=False)
 
 
 def test_a_hook_whose_env_was_not_recorded_says_so():
