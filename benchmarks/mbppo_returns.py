@@ -65,15 +65,6 @@ VARIANTS = {
     # a control: one-step dreams whose outcomes are shuffled across rollouts (benchmarks/mbppo_shuffled_dreams.py)
     "no_curiosity_h1_shuffled": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                                  "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500"],
-    # imagined samples steer the policy only; the critic learns from real returns
-    "no_curiosity_h1_real_critic": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
-                                    "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500",
-                                    "--mbppo.dreams_train_critic=False"],
-    "no_curiosity_real_critic": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.dreams_train_critic=False"],
-    # the mirror control: imagined samples train the critic only
-    "no_curiosity_h1_dream_critic_only": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
-                                          "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500",
-                                          "--mbppo.dreams_train_policy=False"],
 }
 # The script each variant runs, if not the recipe.
 SCRIPTS = {"no_curiosity_h1_shuffled": ROOT / "benchmarks" / "mbppo_shuffled_dreams.py"}

@@ -230,18 +230,6 @@ def test_imagined_samples_join_ppos_update_with_their_weights():
     _, plain_logs = ppo._loss(batch)
     torch.testing.assert_close(logs["policy_loss"], 0.5 * plain_logs["policy_loss"])
     torch.testing.assert_close(logs["value_loss"], 0.5 * plain_logs["value_loss"])
-    # value weights of 0: the policy term as before, no value term, so no gradient to the critic's head
-    _, logs = ppo._loss(batch, torch.full((64,), 0.5), torch.ones(64, dtype=torch.bool), torch.zeros(64))
-    torch.testing.assert_close(logs["policy_loss"], 0.5 * plain_logs["policy_loss"])
-    assert logs["value_loss"] == 0
-    hook.config.dreams_train_critic = False  # what MBPPO hands PPO then
-    extra = hook.extra_samples(ppo.agent, ppo.rollout, ppo.config)
-    assert (extra.weights > 0).all() and (extra.value_weights == 0).all()
-    hook.config.dreams_train_critic, hook.config.dreams_train_policy = True, False  # and the mirror control
-    extra = hook.extra_samples(ppo.agent, ppo.rollout, ppo.config)
-    assert (extra.weights == 0).all() and (extra.value_weights > 0).all()
-    with pytest.raises(ValueError, match="dreams must train the policy, the critic or both"):
-        ImaginationConfig(dreams_train_policy=False, dreams_train_critic=False)
 
 
 def test_a_hook_whose_env_was_not_recorded_says_so():

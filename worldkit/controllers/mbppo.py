@@ -78,10 +78,6 @@ class ImaginationConfig:
     """False: always max_rollouts (ablation)"""
     confidence_weighting: bool = True
     """False: imagined samples weigh imagination_discount alone (ablation)"""
-    dreams_train_policy: bool = True
-    """False: imagined samples train the critic only (a control: what do dreams give the policy?)"""
-    dreams_train_critic: bool = True
-    """False: imagined samples train the policy only; the critic learns from real returns"""
     start_fraction: float = 0.25
     """dreams start from states of the latest real rollout's last fraction (the seed's 25%)"""
     curiosity: Curiosity = "rnd"
@@ -131,8 +127,6 @@ class ImaginationConfig:
             (0 <= self.beta_rate < 1, f"beta_rate must be in [0, 1), got {self.beta_rate}"),
             (self.beta_threshold >= 0, f"beta_threshold must be non-negative, got {self.beta_threshold}"),
             (self.beta_window >= 2, f"beta_window must be at least 2, got {self.beta_window}"),
-            (self.dreams_train_policy or self.dreams_train_critic,
-             "dreams must train the policy, the critic or both (max_rollouts=0 turns dreaming off)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -310,9 +304,7 @@ class AdaptiveImagination(PPOHook):
             "mbppo/imagination_time": time.perf_counter() - start,
         })
         flat = samples[valid.flatten()]
-        n = len(flat.obs)
-        return WeightedSamples(flat, torch.full((n,), weight if cfg.dreams_train_policy else 0.0),
-                               torch.full((n,), weight if cfg.dreams_train_critic else 0.0))
+        return WeightedSamples(flat, torch.full((len(flat.obs),), weight))
 
     def _to_samples(self, agent, dream, ppo_config) -> Rollout:
         """Dreamed rollouts as PPO samples (horizon * N, ...): normalised as PPO's, scaled

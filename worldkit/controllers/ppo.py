@@ -456,14 +456,12 @@ class PPO:
         """
         cfg = self.config
         batch = real_batch = self.rollout.flatten()
-        weights = value_weights = None
+        weights = None
         total, num_minibatches = cfg.batch_size, cfg.num_minibatches
         if extras:
             batch = Rollout(*(torch.cat([getattr(batch, f.name), *(getattr(e.samples, f.name) for e in extras)])
                               for f in fields(Rollout)))
             weights = torch.cat([torch.ones(cfg.batch_size), *(e.weights.float() for e in extras)])
-            value_weights = torch.cat([torch.ones(cfg.batch_size), *(
-                (e.weights if e.value_weights is None else e.value_weights).float() for e in extras)])
             total = len(weights)
             num_minibatches = total // cfg.minibatch_size
             sizes = [len(chunk) for chunk in torch.arange(total).tensor_split(num_minibatches)]
@@ -474,12 +472,11 @@ class PPO:
             order = torch.randperm(total, generator=self.generator)
             shuffled = batch[order]
             if weights is None:
-                minibatches = [(minibatch, None, None, None) for minibatch in shuffled.split(cfg.minibatch_size)]
+                minibatches = [(minibatch, None, None) for minibatch in shuffled.split(cfg.minibatch_size)]
             else:
-                minibatches = zip(shuffled.split(sizes), weights[order].split(sizes),
-                                  value_weights[order].split(sizes), (order < cfg.batch_size).split(sizes))
-            for minibatch, minibatch_weights, minibatch_value_weights, real in minibatches:
-                loss, logs = self._loss(minibatch, minibatch_weights, real, minibatch_value_weights)
+                minibatches = zip(shuffled.split(sizes), weights[order].split(sizes), (order < cfg.batch_size).split(sizes))
+            for minibatch, minibatch_weights, real in minibatches:
+                loss, logs = self._loss(minibatch, minibatch_weights, real)
                 for parameter in self._parameters:  # what optimizer.zero_grad() does, minus its overhead
                     parameter.grad = None
                 loss.backward()
@@ -505,14 +502,12 @@ class PPO:
         return metrics
 
     def _loss(
-        self, minibatch: Rollout, weights: Tensor | None = None, real: Tensor | None = None,
-        value_weights: Tensor | None = None,
+        self, minibatch: Rollout, weights: Tensor | None = None, real: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """PPO's loss plus the hooks' auxiliary losses, and what to log of it (detached).
 
         ``weights`` (one per sample) scale each sample's policy, value and entropy terms before
-        they are averaged (``value_weights``, where given, the value terms instead); ``real``
-        marks the samples hooks' auxiliary losses may see.
+        they are averaged; ``real`` marks the samples hooks' auxiliary losses may see.
         """
         cfg = self.config
         features = self.agent.features(minibatch.obs)
@@ -533,8 +528,7 @@ class PPO:
             value_loss = torch.max(value_loss, (clipped_value - minibatch.returns).square())
         bonus_entropy = None
         if weights is not None:  # the logged entropy stays the policy's own, unweighted
-            policy_loss, bonus_entropy = weights * policy_loss, weights * entropy
-            value_loss = value_loss * (weights if value_weights is None else value_weights)
+            policy_loss, value_loss, bonus_entropy = weights * policy_loss, weights * value_loss, weights * entropy
         policy_loss = policy_loss.mean()
         value_loss = 0.5 * value_loss.mean()
 

@@ -64,8 +64,7 @@ class PPOHook:
         own ``logprobs``, ``values``, ``advantages`` and ``returns`` (computed per trajectory:
         PPO cannot know where one imagined trajectory ends and the next begins). They join the
         update's shuffled minibatches; every sample's policy, value and entropy terms are
-        multiplied by its weight (its value term by its value weight, where one is given; real
-        samples weigh 1). :meth:`auxiliary_loss` sees only the
+        multiplied by its weight (real samples weigh 1). :meth:`auxiliary_loss` sees only the
         real samples of a minibatch. None (the default) leaves PPO exactly as it is.
         """
         return None
@@ -142,23 +141,15 @@ class Rollout:
 
 @dataclass
 class WeightedSamples:
-    """Extra transitions for one PPO update: a flat :class:`Rollout` ``(n, ...)`` and a weight each.
-
-    ``value_weights`` weigh each sample's value loss apart from its policy and entropy terms
-    (e.g. 0: imagined samples steer the policy but the critic learns from real returns only);
-    None: the same as ``weights``.
-    """
+    """Extra transitions for one PPO update: a flat :class:`Rollout` ``(n, ...)`` and a weight each."""
 
     samples: Rollout
     weights: Tensor
-    value_weights: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = len(self.samples.obs)
-        for name in ("weights", "value_weights"):
-            weights = getattr(self, name)
-            if weights is not None and weights.shape != (n,):
-                raise ValueError(f"{name} must have shape ({n},), one per sample, got {tuple(weights.shape)}")
+        if self.weights.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), one per sample, got {tuple(self.weights.shape)}")
         for f in fields(self.samples):
             if len(getattr(self.samples, f.name)) != n:
                 raise ValueError(f"samples.{f.name} has {len(getattr(self.samples, f.name))} rows, obs has {n}")
