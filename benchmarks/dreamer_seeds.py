@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--title", default="Dreamer on dm-control walker-walk")
     args = parser.parse_args()
     runs = [read_run(run) for run in args.runs] + [read_earlier(file) for file in args.earlier]
+    seeds = [run["seed"] for run in runs]
+    if len(set(seeds)) < len(seeds):
+        raise SystemExit(f"runs of one setting should differ in seed; got seeds {seeds}")
     finals = [run["final_actor"]["mean"] for run in runs]
     report = {
         "runs": runs,
@@ -61,9 +64,6 @@ def main() -> None:
         if len(finals) > 1 else None,
     }
     (ROOT / "benchmarks" / "results" / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    seeds = [run["seed"] for run in runs]
-    if len(set(seeds)) < len(seeds):
-        raise SystemExit(f"runs of one setting should differ in seed; got seeds {seeds}")
     curves = {f"seed {run['seed']}": [([e["step"] for e in run["evaluations"]],
                                        [e["mean_return"] for e in run["evaluations"]])] for run in runs}
     curves["mean of seeds"] = [pair for runs_of_seed in curves.values() for pair in runs_of_seed]
