@@ -46,7 +46,8 @@ def make_env(
             with ``render_mode="rgb_array"``); the family's default if None.
         seed: seeds the env's first reset and its action space.
         action_repeat: env steps each action is held for, rewards summed. It wraps the env
-            below the pixel observation, so a held action renders one frame, not one per step.
+            below the pixel observation, so a held action renders one frame, not one per step
+            (MiniWorld renders inside its own step, so there every step still renders).
         **kwargs: passed to the underlying ``gymnasium.make``.
     """
     spec = parse_spec(spec, obs)
