@@ -31,7 +31,8 @@ from worldkit.dream.open_loop import open_loop
 from worldkit.dream.real import evaluate_in_real_env
 from worldkit.envs import make_env, parse_spec
 from worldkit.models.rssm import PRESETS, RSSM
-from worldkit.tracking import RunLogger, check_wandb_mode, config_dict
+from worldkit.runs import check_same_settings, drop_rows_after, read_jsonl, save_atomically
+from worldkit.tracking import RunLogger, check_wandb_mode
 
 
 @dataclass
@@ -101,7 +102,7 @@ def main(config: Config) -> dict:
         raise ValueError(f"this recipe runs dm-control tasks (dmc:domain-task), not {spec}")
     torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir)
-    _check_same_settings(run_dir, config)
+    check_same_settings(run_dir, config, _RESUMABLE_CHANGES)
     torch.manual_seed(config.seed)
     env = make_env(spec, action_repeat=config.action_repeat)
     store = EpisodeStore.create(run_dir / "replay", str(spec), env.observation_space, env.action_space)
@@ -123,14 +124,14 @@ def main(config: Config) -> dict:
         learner.load_state_dict(saved["learner"])
         progress.update(saved["progress"])
         print(f"resuming {run_dir} at {store.num_steps * config.action_repeat} env steps")
-        _drop_rows_from(progress["next_eval"], run_dir / "evaluations.jsonl")
+        drop_rows_after(progress["next_eval"] - 1, run_dir / "evaluations.jsonl")
     sitting_start, seconds_before = time.perf_counter(), progress["seconds"]
 
     def seconds() -> float:
         return seconds_before + time.perf_counter() - sitting_start
 
     logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name)
-    evaluations = _read_jsonl(run_dir / "evaluations.jsonl")
+    evaluations = read_jsonl(run_dir / "evaluations.jsonl")
     rng = np.random.default_rng([config.seed, len(store)])
     env.action_space.seed(int(rng.integers(2**31)))
     replay_per_update = config.batch_size * config.sequence_length
@@ -172,7 +173,8 @@ def main(config: Config) -> dict:
             bar.set_postfix(eval_return=f"{row['mean_return']:.0f}")
             progress["next_eval"] = (env_steps() // config.eval_every + 1) * config.eval_every
             progress["seconds"] = seconds()
-            _save_state(state_file, model, model_optimizer, learner, progress)
+            save_atomically({"model": model.state_dict(), "model_optimizer": model_optimizer.state_dict(),
+                             "learner": learner.state_dict(), "progress": dict(progress)}, state_file)
     bar.close()
     store.close()
 
@@ -262,37 +264,8 @@ def _open_loop_picture(model: RSSM, store: EpisodeStore, path: Path, context: in
                      title=f"open-loop prediction, {horizon} steps after {context} filtered, real actions")
 
 
-def _save_state(path: Path, model, model_optimizer, learner, progress) -> None:
-    temporary = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "model_optimizer": model_optimizer.state_dict(),
-                "learner": learner.state_dict(), "progress": dict(progress)}, temporary)
-    temporary.replace(path)
-
-
 _RESUMABLE_CHANGES = {"total_steps", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
                       "device", "precision", "compile"}
-
-
-def _check_same_settings(run_dir: Path, config: Config) -> None:
-    """Refuse to resume a run folder that holds a run with other settings (it would mix them)."""
-    saved_file = run_dir / "config.json"
-    if not (run_dir / "state.pt").exists() or not saved_file.exists():
-        return
-    saved, wanted = json.loads(saved_file.read_text()), config_dict(config)
-    differences = sorted(k for k in set(saved) | set(wanted) if k not in _RESUMABLE_CHANGES and saved.get(k) != wanted.get(k))
-    if differences:
-        details = ", ".join(f"{k}: saved {saved.get(k)!r}, now {wanted.get(k)!r}" for k in differences)
-        raise ValueError(f"{run_dir} holds a run with other settings ({details}); "
-                         "give another --run_dir, or the saved settings to resume it")
-
-
-def _drop_rows_from(step: int, path: Path) -> None:
-    """Forget evaluations made after the saved state (the run redoes them)."""
-    path.write_text("".join(json.dumps(row) + "\n" for row in _read_jsonl(path) if row["step"] < step))
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
 if __name__ == "__main__":
