@@ -80,6 +80,14 @@ def test_pixels_resize_to_the_size_a_model_asks_for():
     assert abs(float(small.mean()) - float(frame.mean())) < 1.0
 
 
+@pytest.mark.parametrize("spec", ["Hopper-v4", "dmc:walker-walk"])
+def test_a_state_env_renders_at_the_size_asked_for(spec):
+    env = make_env(spec, size=(48, 40), seed=0, render_mode="rgb_array")
+    frame = env.render()
+    env.close()
+    assert frame.shape == (48, 40, 3) and len(env.observation_space.shape) == 1  # still a state env
+
+
 @pytest.mark.parametrize("vectorization", ["sync", "async"])
 def test_vector_env_reports_episodes_and_final_observations(vectorization):
     envs = make_vector_env("CartPole-v1", 2, vectorization=vectorization)

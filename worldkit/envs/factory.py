@@ -136,6 +136,8 @@ def _make_dmc(spec: EnvSpec, height: int, width: int, repeat: int, camera_id: in
         render_kwargs = {"height": height, "width": width, "camera_id": camera_id}
         env = gym.make(spec.gym_id, render_mode="rgb_array", render_kwargs=render_kwargs, **kwargs)
         return PixelObservation(_repeat(env, repeat))
+    if kwargs.get("render_mode") == "rgb_array":  # state env that can also show itself
+        kwargs = {"render_kwargs": {"height": height, "width": width, "camera_id": camera_id}, **kwargs}
     env = gym.wrappers.FlattenObservation(_repeat(gym.make(spec.gym_id, **kwargs), repeat))
     return _state_float32(env)
 
