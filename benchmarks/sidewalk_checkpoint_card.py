@@ -83,8 +83,8 @@ def main(config: Config) -> None:
                 f"- M's probability that a step ends the episode: {metrics['done_probability_at_ends']:.2f} at the "
                 f"steps that did, {metrics['done_probability_elsewhere']:.3f} at the others\n\n"
                 "What controllers trained in their dream achieve in the real env: docs/world_models.md.\n\n"
-                "Load with `ConvVAE.from_pretrained(\"sidewalk-vae\")`, `MDNRNN.from_pretrained(\"sidewalk-mdnrnn\")`, "
-                "or `python recipes/miniworld_cmaes.py --pretrained=True`.\n")
+                "Load with `from worldkit.models import ConvVAE, MDNRNN`, then `ConvVAE.from_pretrained(\"sidewalk-vae\")` "
+                "and `MDNRNN.from_pretrained(\"sidewalk-mdnrnn\")`; or run `python recipes/miniworld_cmaes.py --pretrained=True`.\n")
         save_pretrained(module, ROOT / "checkpoints" / name, metrics=metrics, command=recipe,
                         dtype="float16" if module is vae else "float32", card=card)
         print(f"checkpoints/{name}: {json.dumps(metrics)}")

@@ -2,7 +2,7 @@
 
 Every recipe describes its settings as a dataclass and calls :func:`parse_config`. Flags keep
 the field names (``--total_steps``, not ``--total-steps``) and booleans take a value
-(``--track=True``), so the ``--name=value`` command lines a W&B sweep agent writes work unchanged.
+(``--progress=False``), so the ``--name=value`` command lines a W&B sweep agent writes work unchanged.
 """
 
 from collections.abc import Sequence
