@@ -47,7 +47,8 @@ class Config:
     prefill: int = 5_000
     """env steps of random actions before training starts"""
     train_ratio: float = 512.0
-    """replayed steps per env step (DreamerV3's name): updates = env steps * ratio / (batch * length)"""
+    """replayed steps per env step, action repeats counted (so with a repeat of 2, 256 here replays 512
+    steps per policy step): updates = env steps * ratio / (batch * length)"""
     batch_size: int = 16
     sequence_length: int = 64
     size: str = "S"
