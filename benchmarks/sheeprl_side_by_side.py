@@ -18,9 +18,17 @@ batches of 16 x 64 steps, ``replay_ratio`` gradient steps per policy step is wor
 ``train_ratio = 512 * replay_ratio``, and both make ``replay_ratio * (steps - prefill) / 2``
 updates.
 
+Returns: each library's final test episode (ours deterministic, SheepRL's sampled), and the
+mean return of the last ``last_episodes`` training episodes, where both sample their actions.
+
 The defaults are sized for a 2-core CPU (DreamerV3's own budget, 100k env steps at replay ratio
-0.5, takes days there, see docs/benchmarks.md). Writes benchmarks/results/sheeprl_side_by_side.json
-(``_bf16.json`` with ``--precision=bf16``).
+0.5, takes days there, see docs/benchmarks.md). A budget that moves returns off a random
+policy's, run at once on the two cores (about an hour):
+
+    python benchmarks/sheeprl_side_by_side.py --precision=bf16 --env_steps=100000 --parallel=True
+
+Writes benchmarks/results/sheeprl_side_by_side{_bf16}{_100k}.json (and a plot of both learning
+curves beside it, in docs/img/, when a run has more than one training episode after prefill).
 """
 
 import json
@@ -30,11 +38,14 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from worldkit.config import parse_config
+from worldkit.plots import learning_curves
+from worldkit.runs import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION_REPEAT, BATCH, LENGTH = 2, 16, 64
@@ -54,6 +65,10 @@ class Config:
     precision: Literal["32", "bf16"] = "32"
     """for both: float32, or updates under bfloat16 autocast (SheepRL: fabric.precision=bf16-mixed)"""
     out_dir: str = "benchmarks/runs/sheeprl_side_by_side"
+    parallel: bool = False
+    """run both at once, one core each (for long budgets); otherwise one after the other, for clean timing"""
+    last_episodes: int = 10
+    """training episodes at the end whose mean return is reported"""
 
     def __post_init__(self) -> None:
         if not 0 < self.prefill < self.env_steps or self.replay_ratio <= 0:
@@ -83,8 +98,11 @@ def run_worldkit(config: Config, out: Path) -> dict:
                "--dreamer.layers=1", f"--eval_every={config.env_steps}", "--eval_episodes=1", f"--seed={config.seed}",
                "--torch_threads=1", "--wandb_mode=disabled", "--progress=False", f"--precision={config.precision}"]
     seconds = timed(command, out, out / "worldkit.log")
-    evaluation = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()][-1]
-    return {"seconds": seconds, "return": evaluation["mean_return"], "command": " ".join(command[1:])}
+    evaluation = read_jsonl(run_dir / "evaluations.jsonl")[-1]
+    episodes = [(row["step"], row["train/episode_return"]) for row in read_jsonl(run_dir / "metrics.jsonl")
+                if "train/episode_return" in row]
+    return {"seconds": seconds, "return": evaluation["mean_return"], "training_episodes": episodes,
+            "command": " ".join(command[1:])}
 
 
 def run_sheeprl(config: Config, out: Path) -> dict:
@@ -104,25 +122,42 @@ def run_sheeprl(config: Config, out: Path) -> dict:
     ]
     (out / "sheeprl").mkdir(exist_ok=True)
     seconds = timed([str(Path(config.sheeprl).resolve()), *overrides], out / "sheeprl", out / "sheeprl.log")
-    rewards = re.findall(r"Test - Reward: ([-\d.eE+]+)", (out / "sheeprl.log").read_text())
-    return {"seconds": seconds, "return": float(rewards[-1]), "command": "sheeprl " + " ".join(overrides)}
+    log = (out / "sheeprl.log").read_text()
+    rewards = re.findall(r"Test - Reward: ([-\d.eE+]+)", log)
+    episodes = [(int(step) * ACTION_REPEAT, float(reward))
+                for step, reward in re.findall(r"policy_step=(\d+), reward_env_0=([-\d.eE+]+)", log)]
+    return {"seconds": seconds, "return": float(rewards[-1]), "training_episodes": episodes,
+            "command": "sheeprl " + " ".join(overrides)}
 
 
 def main(config: Config) -> dict:
     out = ROOT / config.out_dir
     out.mkdir(parents=True, exist_ok=True)
     updates = config.replay_ratio * (config.env_steps - config.prefill) / ACTION_REPEAT
-    runs = {"worldkit": run_worldkit(config, out), "sheeprl": run_sheeprl(config, out)}
+    with ThreadPoolExecutor(2 if config.parallel else 1) as pool:
+        futures = {name: pool.submit(run, config, out) for name, run in (("worldkit", run_worldkit),
+                                                                         ("sheeprl", run_sheeprl))}
+        runs = {name: future.result() for name, future in futures.items()}
     for name, run in runs.items():
         run["env_steps_per_second"] = config.env_steps / run["seconds"]
-        print(f"{name}: {run['seconds']:.0f} s, {run['env_steps_per_second']:.1f} env steps/s, return {run['return']:.1f}")
+        last = [value for _, value in run["training_episodes"][-config.last_episodes:]]
+        run["last_training_episodes_mean"] = sum(last) / len(last) if last else None
+        print(f"{name}: {run['seconds']:.0f} s, {run['env_steps_per_second']:.1f} env steps/s, "
+              f"test return {run['return']:.1f}, last {len(last)} training episodes {run['last_training_episodes_mean']:.1f}")
     ratio = runs["worldkit"]["env_steps_per_second"] / runs["sheeprl"]["env_steps_per_second"]
     result = {
         "command": " ".join(["python", *sys.argv]), "config": asdict(config), "updates": updates,
         "load_average": list(os.getloadavg()), "speed_ratio": ratio, "goal_ratio": 1.5, "runs": runs,
     }
-    path = ROOT / "benchmarks" / "results" / f"sheeprl_side_by_side{'_bf16' if config.precision == 'bf16' else ''}.json"
+    name = "sheeprl_side_by_side" + "_bf16" * (config.precision == "bf16")
+    name += f"_{config.env_steps // 1000}k" * (config.env_steps != Config.env_steps)
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
+    if all(len(run["training_episodes"]) > 1 for run in runs.values()):
+        learning_curves({label: [tuple(zip(*runs[key]["training_episodes"]))] for key, label in
+                         (("worldkit", "worldkit Dreamer"), ("sheeprl", "SheepRL DreamerV3"))},
+                        ROOT / "docs" / "img" / f"{name}.png", ylabel="training episode return",
+                        title=f"walker-walk (state), XS, replay ratio {config.replay_ratio}, {config.precision}")
     print(f"worldkit / SheepRL env steps per second: {ratio:.2f} (goal >= 1.5 at an equal or better return); "
           f"wrote {path}")
     return result

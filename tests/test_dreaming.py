@@ -175,15 +175,16 @@ def dreamed_return(model, act, starts, horizon: int = 10) -> float:
     return total
 
 
-@pytest.mark.parametrize("discrete", [False, True], ids=["gradients through the dynamics", "REINFORCE"])
-def test_dreamer_actor_critic_learns_to_steer_a_plugged_in_world_model(discrete):
+@pytest.mark.parametrize("discrete, return_critic", [(False, "slow"), (True, "slow"), (False, "fast")],
+                         ids=["gradients through the dynamics", "REINFORCE", "returns from the fast critic"])
+def test_dreamer_actor_critic_learns_to_steer_a_plugged_in_world_model(discrete, return_critic):
     torch.manual_seed(0)
     model = PointMass(discrete)
     assert isinstance(model, WorldModel)
     starts = (torch.linspace(-1, 1, 256)[:, None],)
     actor_critic = DreamerActorCritic(1, model.action_space, hidden=32, layers=1)
     before = dreamed_return(model, lambda f: actor_critic.act(f, deterministic=True), starts)
-    config = DreamerConfig(horizon=10, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4)
+    config = DreamerConfig(horizon=10, actor_lr=3e-3, critic_lr=3e-3, entropy=1e-4, return_critic=return_critic)
     dreamer_in_dream(model, starts, config, 150, batch_size=128, actor_critic=actor_critic)
     after = dreamed_return(model, lambda f: actor_critic.act(f, deterministic=True), starts)
     assert after > before + 1.0, (before, after)  # the best policy gains about 2.8 over standing still
@@ -231,3 +232,5 @@ def test_bad_input_gets_clear_errors(world_models):
                          actor_critic=DreamerActorCritic(rssm.feature_dim, rssm.action_space, critic="mse"))
     with pytest.raises(ValueError, match="critic must be 'twohot' or 'mse'"):
         DreamerConfig(critic="huber")
+    with pytest.raises(ValueError, match="return_critic must be 'slow' or 'fast'"):
+        DreamerConfig(return_critic="target")

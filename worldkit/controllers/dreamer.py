@@ -1,19 +1,22 @@
 """Dreamer's actor-critic: learned purely from imagined rollouts of any world model.
 
 From a batch of posterior states (filtered from real data), the actor imagines ``horizon`` steps;
-λ-returns mix the imagined rewards with a slowly updated critic's values:
+λ-returns mix the imagined rewards with a critic's values:
 
-    R_t = r_{t+1} + γ c_{t+1} ((1 - λ) v_slow(s_{t+1}) + λ R_{t+1}),     R_H = v_slow(s_H)
+    R_t = r_{t+1} + γ c_{t+1} ((1 - λ) v(s_{t+1}) + λ R_{t+1}),     R_H = v(s_H)
+
+where v is by default the slowly updated critic (Dreamer V2's target network) and, with
+``return_critic="fast"``, the critic itself (DreamerV3, whose slow copy only regularises).
 
 - continuous actions: the actor maximises R_t directly, its gradient flowing back through the
   world model's dynamics, rewards and values (reparameterised samples, Dreamer V1/V2);
 - discrete actions: REINFORCE, log π(a_t | s_t) times the advantage R_t - v(s_t);
 - returns are divided by max(1, P95 - P5) of recent returns (DreamerV3's return normalisation),
   so one entropy scale suits tasks of any reward scale;
-- the critic regresses R_t; its slow copy (an exponential moving average) makes the targets.
-  By default (DreamerV3) it predicts a two-hot distribution over symlog bins, whose gradient does
-  not grow with the return's scale, and is also pulled towards the slow critic's values, which
-  keeps it from chasing its own moving targets. ``critic="mse"`` is Dreamer V1/V2's plain
+- the critic regresses R_t; its slow copy is an exponential moving average of it. By default
+  (DreamerV3) it predicts a two-hot distribution over symlog bins, whose gradient does not grow
+  with the return's scale, and is also pulled towards the slow critic's values, which keeps it
+  from chasing its own moving targets. ``critic="mse"`` is Dreamer V1/V2's plain
   regression.
 
 Steps are weighted by the probability that the dream is still running (the product of γ c).
@@ -40,8 +43,8 @@ from worldkit.spaces import space_from_dict, space_to_dict
 
 @dataclass
 class DreamerConfig:
-    """The actor-critic's settings (each field is a recipe flag): DreamerV3's, except γ = 0.99,
-    Dreamer V1 and V2's (V3 uses 0.997)."""
+    """The actor-critic's settings (each field is a recipe flag): DreamerV3's, except two kept from
+    Dreamer V1 and V2: γ = 0.99 (V3: 0.997) and λ-returns from the slow critic (V3: the fast one)."""
 
     horizon: int = 15
     """imagined steps per update"""
@@ -61,6 +64,8 @@ class DreamerConfig:
     """the critic's head: "twohot" (symlog bins, DreamerV3) or "mse" (Dreamer V1/V2)"""
     slow_regulariser: float = 1.0
     """weight of the critic's loss towards the slow critic's values (DreamerV3 uses 1)"""
+    return_critic: str = "slow"
+    """whose values bootstrap the λ-returns: "slow" (the moving average, Dreamer V2) or "fast" (DreamerV3)"""
     hidden: int = 256
     layers: int = 2
     temperature: float = 1.0
@@ -73,6 +78,8 @@ class DreamerConfig:
             raise ValueError(f"gamma must be in (0, 1] and lam in [0, 1], got {self.gamma} and {self.lam}")
         if self.critic not in ("twohot", "mse"):
             raise ValueError(f"critic must be 'twohot' or 'mse', got {self.critic!r}")
+        if self.return_critic not in ("slow", "fast"):
+            raise ValueError(f"return_critic must be 'slow' or 'fast', got {self.return_critic!r}")
         if self.slow_regulariser < 0:
             raise ValueError(f"slow_regulariser must be >= 0, got {self.slow_regulariser}")
 
@@ -167,7 +174,10 @@ class DreamerLearner:
         start = type(start_states)(*fields) if hasattr(start_states, "_fields") else tuple(fields)
         with frozen(self.world_model), torch.set_grad_enabled(True):
             features, rewards, continues, log_probs, entropies = self._imagine(start)
-            values = ac.slow_critic(features)  # (H+1, B); gradients reach the features
+            bootstrap = ac.critic if cfg.return_critic == "fast" else ac.slow_critic
+            with frozen(bootstrap):  # the actor's gradient reaches the features through it, not its weights
+                values = bootstrap(features)  # (H+1, B)
+            slow_values = values if bootstrap is ac.slow_critic else ac.slow_critic(features).detach()
             returns = lambda_returns(rewards, continues, values, cfg.gamma, cfg.lam)  # (H, B)
             weights = torch.cat([torch.ones_like(continues[:1]), torch.cumprod(cfg.gamma * continues, 0)[:-1]]).detach()
             scale = self._return_scale(returns.detach())
@@ -181,7 +191,7 @@ class DreamerLearner:
             nn.utils.clip_grad_norm_(ac.actor.parameters(), cfg.grad_clip)
             self.actor_optimizer.step()
 
-            critic_loss = ac.critic.loss(features[:-1].detach(), returns.detach(), pull_towards=values[:-1].detach(),
+            critic_loss = ac.critic.loss(features[:-1].detach(), returns.detach(), pull_towards=slow_values[:-1].detach(),
                                          pull=cfg.slow_regulariser)
             critic_loss = (weights * critic_loss).mean()
             self.critic_optimizer.zero_grad(set_to_none=True)
