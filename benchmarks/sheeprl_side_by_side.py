@@ -23,7 +23,7 @@ mean return of the last ``last_episodes`` training episodes, where both sample t
 
 The defaults are sized for a 2-core CPU (DreamerV3's own budget, 100k env steps at replay ratio
 0.5, takes days there, see docs/benchmarks.md). A budget that moves returns off a random
-policy's, run at once on the two cores (about an hour):
+policy's, run at once on the two cores (2.2 h on this 2-core machine):
 
     python benchmarks/sheeprl_side_by_side.py --precision=bf16 --env_steps=100000 --parallel=True
 
