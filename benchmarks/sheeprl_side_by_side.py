@@ -141,7 +141,7 @@ def main(config: Config) -> dict:
     for name, run in runs.items():
         run["env_steps_per_second"] = config.env_steps / run["seconds"]
         last = [value for _, value in run["training_episodes"][-config.last_episodes:]]
-        run["last_training_episodes_mean"] = sum(last) / len(last) if last else None
+        run["last_training_episodes_mean"] = sum(last) / len(last)  # prefill alone ends at least one episode
         print(f"{name}: {run['seconds']:.0f} s, {run['env_steps_per_second']:.1f} env steps/s, "
               f"test return {run['return']:.1f}, last {len(last)} training episodes {run['last_training_episodes_mean']:.1f}")
     ratio = runs["worldkit"]["env_steps_per_second"] / runs["sheeprl"]["env_steps_per_second"]

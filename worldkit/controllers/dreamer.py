@@ -177,7 +177,8 @@ class DreamerLearner:
             bootstrap = ac.critic if cfg.return_critic == "fast" else ac.slow_critic
             with frozen(bootstrap):  # the actor's gradient reaches the features through it, not its weights
                 values = bootstrap(features)  # (H+1, B)
-            slow_values = values if bootstrap is ac.slow_critic else ac.slow_critic(features).detach()
+            with torch.no_grad():  # the regulariser's targets; no graph needed
+                slow_values = values if bootstrap is ac.slow_critic else ac.slow_critic(features)
             returns = lambda_returns(rewards, continues, values, cfg.gamma, cfg.lam)  # (H, B)
             weights = torch.cat([torch.ones_like(continues[:1]), torch.cumprod(cfg.gamma * continues, 0)[:-1]]).detach()
             scale = self._return_scale(returns.detach())
