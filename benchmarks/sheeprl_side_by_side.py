@@ -27,7 +27,13 @@ policy's, run at once on the two cores (2.2 h on this 2-core machine):
 
     python benchmarks/sheeprl_side_by_side.py --precision=bf16 --env_steps=100000 --parallel=True
 
-Writes benchmarks/results/sheeprl_side_by_side{_bf16}{_100k}.json (and a plot of both learning
+Each side's result is kept in benchmarks/runs/sheeprl_side_by_side/<name>/ as soon as it ends, and
+read back, not rerun, by a later run at the same settings; ``--only=sheeprl`` (or ``worldkit``)
+runs one side now, for more seeds on a machine that cannot give a pair its 2 h at once:
+
+    python benchmarks/sheeprl_side_by_side.py --precision=bf16 --env_steps=100000 --seed=1 --only=sheeprl
+
+Writes benchmarks/results/sheeprl_side_by_side{_bf16}{_100k}{_seed1}.json (and a plot of both learning
 curves beside it, in docs/img/, when a run has more than one training episode after prefill).
 """
 
@@ -69,6 +75,8 @@ class Config:
     """run both at once, one core each (for long budgets); otherwise one after the other, for clean timing"""
     last_episodes: int = 10
     """training episodes at the end whose mean return is reported"""
+    only: Literal["both", "worldkit", "sheeprl"] = "both"
+    """run one side now; a side finished earlier at the same settings is read back, not rerun"""
 
     def __post_init__(self) -> None:
         if not 0 < self.prefill < self.env_steps or self.replay_ratio <= 0:
@@ -130,27 +138,63 @@ def run_sheeprl(config: Config, out: Path) -> dict:
             "command": "sheeprl " + " ".join(overrides)}
 
 
+def results_name(config: Config) -> str:
+    name = "sheeprl_side_by_side" + "_bf16" * (config.precision == "bf16")
+    name += f"_{config.env_steps // 1000}k" * (config.env_steps != Config.env_steps)
+    return name + f"_seed{config.seed}" * (config.seed != 0)
+
+
+def settings(config: Config) -> dict:
+    """What a side's result depends on (not how the two were scheduled)."""
+    return {k: v for k, v in asdict(config).items() if k not in ("only", "parallel", "last_episodes")}
+
+
+def finished_sides(config: Config, out: Path) -> dict[str, dict]:
+    """Sides already run at these settings (a killed or one-sided run keeps what it finished)."""
+    done = {}
+    for side in ("worldkit", "sheeprl"):
+        path = out / f"{side}.json"
+        if path.exists() and (saved := json.loads(path.read_text()))["settings"] == settings(config):
+            done[side] = saved["run"]
+    return done
+
+
+def run_side(side: str, config: Config, out: Path) -> dict:
+    """One learner's run, saved as soon as it ends so that the other side's failure cannot lose it."""
+    run = {"worldkit": run_worldkit, "sheeprl": run_sheeprl}[side](config, out)
+    run["load_average_at_end"] = list(os.getloadavg())
+    (out / f"{side}.json").write_text(json.dumps({"settings": settings(config), "run": run}, indent=2))
+    return run
+
+
 def main(config: Config) -> dict:
-    out = ROOT / config.out_dir
+    name = results_name(config)
+    out = ROOT / config.out_dir / name
     out.mkdir(parents=True, exist_ok=True)
     updates = config.replay_ratio * (config.env_steps - config.prefill) / ACTION_REPEAT
+    runs = finished_sides(config, out)
+    todo = [side for side in ("worldkit", "sheeprl") if side not in runs and config.only in ("both", side)]
+    for side in runs:
+        print(f"{side}: read back from {out / side}.json")
     with ThreadPoolExecutor(2 if config.parallel else 1) as pool:
-        futures = {name: pool.submit(run, config, out) for name, run in (("worldkit", run_worldkit),
-                                                                         ("sheeprl", run_sheeprl))}
-        runs = {name: future.result() for name, future in futures.items()}
-    for name, run in runs.items():
+        futures = {side: pool.submit(run_side, side, config, out) for side in todo}
+        runs.update({side: future.result() for side, future in futures.items()})
+    if len(runs) < 2:
+        print(f"ran {', '.join(todo) or 'nothing'}; the other side runs with --only=<side> at the same settings")
+        return {"runs": runs}
+    for side, run in runs.items():
         run["env_steps_per_second"] = config.env_steps / run["seconds"]
         last = [value for _, value in run["training_episodes"][-config.last_episodes:]]
         run["last_training_episodes_mean"] = sum(last) / len(last)  # prefill alone ends at least one episode
-        print(f"{name}: {run['seconds']:.0f} s, {run['env_steps_per_second']:.1f} env steps/s, "
+        print(f"{side}: {run['seconds']:.0f} s, {run['env_steps_per_second']:.1f} env steps/s, "
               f"test return {run['return']:.1f}, last {len(last)} training episodes {run['last_training_episodes_mean']:.1f}")
     ratio = runs["worldkit"]["env_steps_per_second"] / runs["sheeprl"]["env_steps_per_second"]
     result = {
         "command": " ".join(["python", *sys.argv]), "config": asdict(config), "updates": updates,
-        "load_average": list(os.getloadavg()), "speed_ratio": ratio, "goal_ratio": 1.5, "runs": runs,
+        "schedule": ("at once" if config.parallel else "one after the other") if len(todo) == 2 else "separately",
+        "load_average": list(os.getloadavg()),
+        "speed_ratio": ratio, "goal_ratio": 1.5, "runs": runs,
     }
-    name = "sheeprl_side_by_side" + "_bf16" * (config.precision == "bf16")
-    name += f"_{config.env_steps // 1000}k" * (config.env_steps != Config.env_steps)
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
     if all(len(run["training_episodes"]) > 1 for run in runs.values()):
