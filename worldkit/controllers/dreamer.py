@@ -210,7 +210,7 @@ class DreamerLearner:
         """Features (H+1, B, F), rewards, continues, log-probs and entropies (H, B)."""
         ac, features, rewards, continues, log_probs, entropies = self.actor_critic, [], [], [], [], []
         for _ in range(self.config.horizon):
-            feature = self.world_model.features(state)
+            feature = _autocast_dtype(self.world_model.features(state))
             dist = ac.distribution(feature.detach())
             action = dist.rsample() if ac.continuous else dist.sample()
             with contextlib.nullcontext() if ac.continuous else torch.no_grad():
@@ -220,8 +220,8 @@ class DreamerLearner:
             log_probs.append(dist.log_prob(action))
             entropies.append(dist.entropy())
             rewards.append(reward)
-            continues.append(cont)
-        features.append(self.world_model.features(state))
+            continues.append(cont.detach())  # as DreamerV3's mode: no gradient, and no backward pass through its head
+        features.append(_autocast_dtype(self.world_model.features(state)))
         return tuple(torch.stack(x) for x in (features, rewards, continues, log_probs, entropies))
 
     def _return_scale(self, returns: torch.Tensor) -> torch.Tensor:
@@ -262,6 +262,12 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: Dreamer
         index = torch.as_tensor(rng.integers(len(start_states[0]), size=batch_size), device=start_states[0].device)
         history.append(learner.train_step(select_state(start_states, index)))
     return learner.actor_critic, history
+
+
+def _autocast_dtype(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the autocast dtype when autocast is on: cast once here, not by every layer that reads it."""
+    device = x.device.type
+    return x.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else x
 
 
 @contextlib.contextmanager

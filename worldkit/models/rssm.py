@@ -203,28 +203,28 @@ class RSSM(L.LightningModule):
     def _stats(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(log-probs (..., stoch, classes),) with unimix, or (mean, std) of the Gaussian, in float32
         (also under bf16 autocast: sampling and KL need the precision)."""
-        raw = raw.float()
         if self.cfg["latent"] == "categorical":
-            probs = raw.unflatten(-1, (self.cfg["stoch"], self.cfg["classes"])).softmax(-1)
-            probs = (1 - self.hparams.unimix) * probs + self.hparams.unimix / self.cfg["classes"]
-            return (probs.log(),)
-        mean, std = raw.chunk(2, -1)
+            return (self._probs(raw).log(),)
+        mean, std = raw.float().chunk(2, -1)
         return mean, F.softplus(std) + 0.1
 
+    def _probs(self, raw: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (..., stoch, classes) of a categorical latent, with unimix, in float32."""
+        probs = raw.float().unflatten(-1, (self.cfg["stoch"], self.cfg["classes"])).softmax(-1)
+        return (1 - self.hparams.unimix) * probs + self.hparams.unimix / self.cfg["classes"]
+
     def _sample(self, raw: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
-        stats = self._stats(raw)
         if self.cfg["latent"] == "gaussian":
-            mean, std = stats
+            mean, std = self._stats(raw)
             if temperature == 0:
                 return mean
             noise = torch.randn(mean.shape, generator=generator, device=mean.device)
             return mean + temperature * std * noise
-        (logp,) = stats
-        probs = logp.exp()
+        probs = self._probs(raw)  # sampling needs no log-probs: skipping them saves a log and an exp per step
         if temperature == 0:
-            index = logp.argmax(-1)
+            index = probs.argmax(-1)
         else:  # inverse-CDF sampling: one uniform per categorical (Gumbel-max needs one per class)
-            cdf = (probs if temperature == 1 else (logp / temperature).softmax(-1)).cumsum(-1)
+            cdf = (probs if temperature == 1 else (probs.log() / temperature).softmax(-1)).cumsum(-1)
             uniform = torch.rand((*cdf.shape[:-1], 1), generator=generator, device=cdf.device) * cdf[..., -1:]
             index = torch.searchsorted(cdf, uniform).squeeze(-1).clamp_max(self.cfg["classes"] - 1)
         sample = F.one_hot(index, self.cfg["classes"]).to(probs.dtype)
