@@ -10,12 +10,13 @@ from gymnasium.utils.env_checker import check_env
 from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.cmaes import CMAESConfig, LinearController
 from worldkit.controllers.cmaes import train_in_dream as cmaes_in_dream
-from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig, lambda_returns
+from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig, DreamerLearner, lambda_returns
 from worldkit.controllers.dreamer import train_in_dream as dreamer_in_dream
 from worldkit.data import SequenceDataModule, TransitionDataModule, collect
 from worldkit.dream.env import DreamEnv, real_start_states
 from worldkit.dream.protocol import WorldModel
 from worldkit.dream.real import SpaceMismatchError, evaluate_in_real_env
+from worldkit.dream.rollout import select_state
 from worldkit.dream.vae_mdn import VAEMDNWorldModel
 from worldkit.envs import make_env
 from worldkit.models import RSSM, LatentMLPWorldModel
@@ -200,6 +201,17 @@ def test_cmaes_steers_a_box_action_world_model():
     actions = controller.act(torch.tensor([[-0.5], [0.5]]))
     assert actions[0, 0] > 0 > actions[1, 0] and actions.abs().max() <= 1  # pushes towards 0, within bounds
     assert dreamed_return(model, controller.act, starts) > standing + 1.0
+
+
+def test_bf16_imagination_casts_features_once_and_keeps_continues_out_of_the_actors_gradient(world_models):
+    rssm, starts, _ = world_models["rssm"]
+    learner = DreamerLearner(rssm, DreamerConfig(horizon=3, hidden=16, layers=1))
+    with torch.autocast("cpu", torch.bfloat16):
+        features, rewards, continues, *_ = learner._imagine(select_state(starts, torch.arange(8)))
+    assert features.dtype == torch.bfloat16 and features.shape[:2] == (4, 8)
+    assert rewards.requires_grad and not continues.requires_grad
+    with torch.autocast("cpu", torch.bfloat16, enabled=False):
+        assert learner._imagine(select_state(starts, torch.arange(8)))[0].dtype == torch.float32
 
 
 def test_lambda_returns_match_their_definition():

@@ -20,6 +20,7 @@ where v is by default the slowly updated critic (Dreamer V2's target network) an
   regression.
 
 Steps are weighted by the probability that the dream is still running (the product of γ c).
+The continue probabilities c carry no gradient to the actor (DreamerV3 uses the head's mode).
 The world model's weights are frozen while the actor-critic learns; gradients only pass through.
 """
 
