@@ -256,8 +256,8 @@ def _open_loop_picture(model: RSSM, store: EpisodeStore, path: Path, context: in
     imagined, real, _ = open_loop(model, episode, context=context, horizon=horizon, stride=10**9)
     imagined, real = imagined[0], real[0]
     if model.pixels:
-        picks = range(0, horizon, 10)
-        frames = [real[i] for i in picks] + [(imagined[i] * 255).astype(np.uint8) for i in picks]
+        picks = np.arange(0, horizon, 10)
+        frames = [(frame * 255).round().astype(np.uint8) for frame in [*real[picks], *imagined[picks]]]
         filmstrip(frames, path, title=f"open loop, every 10th of {horizon} steps: real (left {len(picks)}), "
                                       f"imagined (right {len(picks)})")
         return

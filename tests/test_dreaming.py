@@ -14,6 +14,7 @@ from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig, Drea
 from worldkit.controllers.dreamer import train_in_dream as dreamer_in_dream
 from worldkit.data import SequenceDataModule, TransitionDataModule, collect
 from worldkit.dream.env import DreamEnv, real_start_states
+from worldkit.dream.open_loop import open_loop_error
 from worldkit.dream.protocol import WorldModel
 from worldkit.dream.real import SpaceMismatchError, evaluate_in_real_env
 from worldkit.dream.rollout import select_state
@@ -39,7 +40,14 @@ def walker_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def world_models(walker_store, tmp_path_factory):
+def sidewalk_store(tmp_path_factory):
+    """Two real Sidewalk episodes of 30x40 frames under random actions."""
+    return collect(tmp_path_factory.mktemp("sidewalk") / "store", "miniworld:Sidewalk", episodes=2, seed=0,
+                   size=(30, 40), progress=False)
+
+
+@pytest.fixture(scope="module")
+def world_models(walker_store, sidewalk_store):
     """Each world model kind, briefly trained where that is cheap, with start states from real episodes
     and the real env its controllers are scored in."""
     torch.manual_seed(0)
@@ -49,14 +57,12 @@ def world_models(walker_store, tmp_path_factory):
     mlp.set_normalizer(torch.as_tensor(np.concatenate([e["obs"] for e in walker_store])))
     fit(mlp, TransitionDataModule(walker_store, batch_size=64, val_fraction=0.0), 60)
 
-    sidewalk = collect(tmp_path_factory.mktemp("sidewalk") / "store", "miniworld:Sidewalk", episodes=2, seed=0,
-                       size=(30, 40), progress=False)
     vae_mdn = VAEMDNWorldModel.compose(ConvVAE((30, 40, 3), latent_dim=8, channels=(8, 16)),
                                        MDNRNN(latent_dim=8, hidden_dim=16))
     with torch.no_grad():
         vae_mdn.mdnrnn.outcome_head[-1].bias[-1] = -4.0  # an untrained M whose dreams rarely end
     models = {"rssm": (rssm.eval(), walker_store, "Walker2d-v4"), "mlp": (mlp.eval(), walker_store, "Walker2d-v4"),
-              "vae_mdn": (vae_mdn, sidewalk, "miniworld:Sidewalk")}
+              "vae_mdn": (vae_mdn, sidewalk_store, "miniworld:Sidewalk")}
     return {name: (model, real_start_states(model, store, steps_per_episode=40), spec)
             for name, (model, store, spec) in models.items()}
 
@@ -212,6 +218,15 @@ def test_bf16_imagination_casts_features_once_and_keeps_continues_out_of_the_act
     assert rewards.requires_grad and not continues.requires_grad
     with torch.autocast("cpu", torch.bfloat16, enabled=False):
         assert learner._imagine(select_state(starts, torch.arange(8)))[0].dtype == torch.float32
+
+
+def test_open_loop_error_compares_frames_on_the_decoders_scale(world_models, sidewalk_store):
+    model, episode = world_models["vae_mdn"][0], sidewalk_store.episode(0)
+    model_error, still_error = open_loop_error(model, [episode], 0.5, context=2, horizon=4, stride=50)
+    frames, starts = episode["obs"] / 255.0, np.arange(2, len(episode["action"]) - 4, 50)
+    expected = [np.mean(((frames[starts + k + 1] - frames[starts]) / 0.5) ** 2) for k in range(4)]
+    np.testing.assert_allclose(still_error, expected, rtol=1e-5)  # one number per step ahead, frames in [0, 1]
+    assert model_error.shape == (4,) and np.all((model_error >= 0) & (model_error <= 4))
 
 
 def test_lambda_returns_match_their_definition():

@@ -22,6 +22,7 @@ def open_loop(model: WorldModel, episode: dict[str, np.ndarray], *, context: int
     Returns:
         ``(imagined, real, last)``: decoded imagined and real observations, each
         ``(starts, horizon, *obs_shape)``, and the last real observation seen, ``(starts, *obs_shape)``.
+        Real frames (uint8) come back in [0, 1], the scale decoders draw on.
     """
     if len(episode["action"]) < context + horizon + 1:
         raise ValueError(f"the episode has {len(episode['action'])} steps; context {context} + horizon {horizon} "
@@ -38,17 +39,22 @@ def open_loop(model: WorldModel, episode: dict[str, np.ndarray], *, context: int
         state, _, _ = model.imagine(state, actions[starts + k], temperature=0.0)
         imagined.append(model.decode(state).cpu().numpy())
     real = np.stack([episode["obs"][starts + k + 1] for k in range(horizon)], axis=1)
-    return np.stack(imagined, axis=1), real, episode["obs"][starts]
+    last = episode["obs"][starts]
+    if episode["obs"].dtype == np.uint8:
+        real, last = real.astype(np.float32) / 255, last.astype(np.float32) / 255
+    return np.stack(imagined, axis=1), real, last
 
 
 def open_loop_error(model: WorldModel, episodes: list[dict[str, np.ndarray]], scale: np.ndarray, **kwargs
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step squared error, per dimension in units of ``scale`` (e.g. the data's std),
-    averaged over starts, dimensions and episodes: the model's, and that of "nothing moves"
-    (the last real observation repeated), each ``(horizon,)``. ``kwargs`` go to :func:`open_loop`."""
+    """Per-step squared error, per dimension (state entry or pixel channel) in units of ``scale``
+    (e.g. the data's std; frames are on [0, 1]), averaged over starts, dimensions and episodes: the
+    model's, and that of "nothing moves" (the last real observation repeated), each ``(horizon,)``.
+    ``kwargs`` go to :func:`open_loop`."""
     model_errors, still_errors = [], []
     for episode in episodes:
         imagined, real, last = open_loop(model, episode, **kwargs)
-        model_errors.append((((imagined - real) / scale) ** 2).mean(axis=(0, 2)))
-        still_errors.append((((last[:, None] - real) / scale) ** 2).mean(axis=(0, 2)))
+        all_but_horizon = (0, *range(2, real.ndim))
+        model_errors.append((((imagined - real) / scale) ** 2).mean(axis=all_but_horizon))
+        still_errors.append((((last[:, None] - real) / scale) ** 2).mean(axis=all_but_horizon))
     return np.mean(model_errors, 0), np.mean(still_errors, 0)
