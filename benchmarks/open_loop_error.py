@@ -12,7 +12,7 @@ world-model-assisted PPO and MBPPO's dynamics ensemble. Pixels (MiniWorld Sidewa
 the env World Models runs on): the RSSM with its CNN, and World Models' VAE + MDN-RNN, whose M
 takes Discrete actions only. The RSSM is in both.
 
-    python benchmarks/open_loop_error.py                       # states, ~10 min on 2 busy cores
+    python benchmarks/open_loop_error.py                       # states, ~15 min on 2 busy cores
     python benchmarks/open_loop_error.py --obs=pixels          # pixels
     python benchmarks/open_loop_error.py --train_steps=5000    # longer training, better models
 

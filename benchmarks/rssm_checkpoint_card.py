@@ -110,7 +110,7 @@ A Dreamer V3 RSSM (size {config.size}: 256-unit GRU, 32 x 32 categorical latent)
 from its state vector, trained standalone with `lightning.Trainer` on {len(store)} episodes
 ({int(store.num_steps):,} steps) of {"the store " + config.store if config.store else "a uniformly random policy"}.
 It is a model of the walker's dynamics under such actions, not the world model of a trained
-Dreamer agent: the 100k-step Dreamer run that would give one needs a GPU (see docs/benchmarks.md).
+Dreamer agent: a 100k-step Dreamer run at this size needs a GPU (see docs/benchmarks.md).
 
 | | |
 | --- | --- |

@@ -75,7 +75,7 @@ class Config:
     """where the RSSM and actor-critic train: cpu or cuda"""
     precision: Literal["32", "bf16"] = "32"
     """bf16: updates under bfloat16 autocast (weights, distributions and losses stay float32), as
-    DreamerV3 trains; about twice as fast on CPUs with AVX512-BF16 or AMX"""
+    DreamerV3 trains; 2-3x faster updates on CPUs with AVX512-BF16 or AMX"""
     compile: bool = False
     """torch.compile the RSSM's filtering loop and the imagination loop: minutes of compiling at the
     start, then fewer, fused kernels per update (the tiny model's updates ~1.4x faster on this CPU)"""
