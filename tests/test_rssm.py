@@ -64,6 +64,19 @@ def test_bf16_autocast_keeps_the_losses_and_the_distributions_in_float32(walker_
         assert losses["bf16"][term].item() == pytest.approx(losses["32"][term].item(), rel=0.02), term
 
 
+def test_imagination_starts_at_every_real_observation_but_an_episodes_terminal_one():
+    model = RSSM(gym.spaces.Box(-1, 1, (24,)), gym.spaces.Box(-1, 1, (6,)), size="tiny")
+    batch = {"obs": torch.randn(2, 5, 24), "action": torch.zeros(2, 4, 6), "reward": torch.zeros(2, 4),
+             "terminated": torch.tensor([[0, 1, 0, 0], [0, 0, 0, 0]]),  # the first window ends at obs[2]
+             "mask": torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])}           # and is padded after it
+    torch.manual_seed(0)
+    starts = model.losses(batch)["states"]
+    torch.manual_seed(0)  # the same draws again
+    every = model.observe_sequence(batch["obs"], batch["action"])["states"]
+    # obs[0] and obs[1] of the first window, all five of the second
+    torch.testing.assert_close(starts.deter, torch.cat([every.deter[0, :2], every.deter[1]]))
+
+
 def test_checkpoint_round_trips_bit_exactly(tmp_path, walker_store):
     space = walker_store.observation_space
     model = RSSM(space, walker_store.action_space, size="tiny", reward_head="mse")

@@ -221,7 +221,7 @@ class DreamerLearner:
             log_probs.append(dist.log_prob(action))
             entropies.append(dist.entropy())
             rewards.append(reward)
-            continues.append(cont.detach())  # as DreamerV3's mode: no gradient, and no backward pass through its head
+            continues.append(cont.detach())  # DreamerV3 takes no gradient through its continue head either
         features.append(_autocast_dtype(self.world_model.features(state)))
         return tuple(torch.stack(x) for x in (features, rewards, continues, log_probs, entropies))
 

@@ -257,8 +257,9 @@ class RSSM(L.LightningModule):
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The world-model loss of a :class:`~worldkit.data.SequenceDataset` batch and its terms
-        (per valid step), plus ``states``: the posterior states of every real observation
-        (detached, flattened), where Dreamer's imagination starts."""
+        (per valid step), plus ``states``: the posterior states of every real observation but an
+        episode's terminal one, after which nothing happens (detached, flattened), where Dreamer's
+        imagination starts."""
         batch = {key: value.to(self.device) for key, value in batch.items() if torch.is_tensor(value)}
         obs, mask = batch["obs"], batch["mask"].float()
         out = self.observe_sequence(obs, batch["action"])
@@ -282,7 +283,8 @@ class RSSM(L.LightningModule):
                  "continue": mean(cont, mask)}
         terms["loss"] = (terms["recon"] + terms["reward"] + terms["continue"]
                          + mean(self.cfg["dyn_scale"] * dyn + self.cfg["rep_scale"] * rep, obs_mask))
-        valid = obs_mask.flatten().bool()
+        terminal = torch.cat([torch.zeros_like(mask[:, :1]), batch["terminated"].float()], 1)
+        valid = (obs_mask * (1 - terminal)).flatten().bool()
         terms["states"] = RSSMState(*(x.flatten(0, 1)[valid].detach() for x in out["states"]))
         return terms
 
