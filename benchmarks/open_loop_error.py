@@ -146,7 +146,11 @@ def main() -> None:
                     episodes=args.episodes, seed=0, obs=args.obs,
                     size=(args.frame_size, args.frame_size) if pixels else None, progress=False)
     train = np.arange(len(store) - args.held_out)
-    held_out = [store.episode(i) for i in range(len(train), len(store))]
+    needed = args.context + args.horizon + 1  # an episode shorter than this has no start to measure from
+    held_out = [episode for episode in (store.episode(i) for i in range(len(train), len(store)))
+                if len(episode["action"]) >= needed]
+    if not held_out:  # said before any model trains
+        parser.error(f"no held-out episode has the {needed} steps --context + --horizon need: hold out more")
     observations = np.concatenate([store.episode(int(i))["obs"] for i in train])
     # per state dimension; for frames one number, so a pixel that never changes does not divide by 0
     scale = np.sqrt((observations / 255.0).var(0).mean()) if pixels else observations.std(0) + 1e-6
@@ -169,7 +173,7 @@ def main() -> None:
                     ylabel="squared error / variance, per dimension", xlabel="steps ahead")
     starts = sum(len(range(args.context, len(e["action"]) - args.horizon, args.stride)) for e in held_out)
     report = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "args": vars(args),
-              "load_average_at_end": os.getloadavg(), "starts": starts, "training_seconds": seconds,
+              "load_average_at_end": os.getloadavg(), "held_out_episodes_long_enough": len(held_out), "starts": starts, "training_seconds": seconds,
               "curves": {name: curve.round(4).tolist() for name, curve in curves.items()}}
     (HERE / "results" / f"open_loop_error{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     print("| model | 1 step | 10 steps | 25 steps | 50 steps |")
