@@ -5,7 +5,8 @@ Each model trains on the same random-policy episodes; on held-out episodes, from
 with the real actions (its likeliest step: temperature 0) and decodes each imagined state. The
 error at step k is the squared difference from the real observation, per dimension, in units of
 the data's variance (1 = no better than the mean observation), beside the error of predicting
-that nothing moves (the last filtered observation, repeated).
+that nothing moves (the last filtered observation, repeated). Held-out episodes shorter than
+context + horizon are skipped; if none is long enough, it says so before training.
 
 Two kinds of data, two plots. States (dm-control walker-walk): the RSSM, the MLP model of
 world-model-assisted PPO and MBPPO's dynamics ensemble. Pixels (MiniWorld Sidewalk, 64x64 frames,
@@ -13,7 +14,7 @@ the env World Models runs on): the RSSM with its CNN, and World Models' VAE + MD
 takes Discrete actions only. The RSSM is in both.
 
     python benchmarks/open_loop_error.py                       # states, ~15 min on 2 busy cores
-    python benchmarks/open_loop_error.py --obs=pixels          # pixels
+    python benchmarks/open_loop_error.py --obs=pixels --train_steps=500   # pixels, ~25 min on one core
     python benchmarks/open_loop_error.py --train_steps=5000    # longer training, better models
 
 Writes benchmarks/results/open_loop_error{_pixels}.json and docs/img/open_loop_error{_pixels}.png.
