@@ -7,6 +7,7 @@ stand in. A default run owes (100,000 - 5,000 prefill) x 512 / 1,024 = 47,500 up
 estimate adds the updates' time to nothing else (collecting 100k env steps takes minutes).
 
     python benchmarks/dreamer_update_time.py                  # CPU, one torch thread
+    python benchmarks/dreamer_update_time.py --torch_threads=2  # both of this machine's cores
     python benchmarks/dreamer_update_time.py --device=cuda
     python benchmarks/dreamer_update_time.py --precision=bf16  # the recipe's --precision=bf16
     python benchmarks/dreamer_update_time.py --obs state --size=tiny --sequence_length=32 --train_ratio=256 \
@@ -55,8 +56,8 @@ def main() -> None:
     parser.add_argument("--obs", nargs="+", default=["state", "pixels"])
     parser.add_argument("--name", default=None, help="results file stem after dreamer_update_time_")
     args, recipe_flags = parser.parse_known_args()
-    torch.set_num_threads(1)
     config = parse_config(Config, recipe_flags)
+    torch.set_num_threads(config.torch_threads)
     args.device, args.precision = config.device, config.precision
     owed = (config.total_steps - config.prefill) * config.train_ratio / (config.batch_size * config.sequence_length)
     load_start, rows = os.getloadavg(), {}
@@ -85,7 +86,7 @@ def main() -> None:
                       "run_hours": owed * median / 3600}
         print(f"| {kind} | {args.device}, {args.precision} | {median:.3f} | {owed * median / 3600:.1f} |", flush=True)
     report = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-              "cpus": os.cpu_count(), "torch_threads": 1, "torch": torch.__version__, "size": config.size,
+              "cpus": os.cpu_count(), "torch_threads": config.torch_threads, "torch": torch.__version__, "size": config.size,
               "precision": args.precision, "compile": config.compile,
               "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "results": rows}
