@@ -35,7 +35,7 @@ import torch
 
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.controllers.cmaes import CMAESConfig, LinearController, dream_population
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.envs import make_env
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE

@@ -27,8 +27,9 @@ import torch
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.controllers.cmaes import CMAESConfig, evaluate_in_env, train_in_dream
 from worldkit.dream.latents import LatentEpisodes
-from worldkit.dream.rollout import imagine_rollout, select_state
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.dream.rollout import imagine_rollout
+from worldkit.models.protocol import select_state
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dream_temperature.json"
 

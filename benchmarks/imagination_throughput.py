@@ -35,8 +35,8 @@ import torch
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.controllers.dreamer import DreamerConfig, DreamerLearner
 from worldkit.dream.env import DreamEnv
-from worldkit.dream.rollout import select_state
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.models.protocol import select_state
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.models import RSSM, LatentMLPWorldModel
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE

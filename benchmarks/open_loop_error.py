@@ -37,7 +37,7 @@ from worldkit.data import EpisodeStore, collect
 from worldkit.data.datasets import SequenceDataset, TransitionDataset
 from worldkit.dream.latents import LatentEpisodes, LatentWindows
 from worldkit.dream.open_loop import open_loop_error
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.models import RSSM, LatentMLPWorldModel
 from worldkit.models.ensemble import TRANSITION_KEYS, DynamicsEnsemble
 from worldkit.models.mdnrnn import MDNRNN

@@ -41,8 +41,9 @@ from worldkit.data import EpisodeStore, TransitionDataModule, collect
 from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
 from worldkit.dream.real import LoopEscape
 from worldkit.dream.real_env_policy import RealEnvPolicy
-from worldkit.dream.rollout import imagine_rollout, select_state
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.dream.rollout import imagine_rollout
+from worldkit.models.protocol import select_state
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.envs import make_env, parse_spec
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE

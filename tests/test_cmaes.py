@@ -23,8 +23,9 @@ from worldkit.controllers.cmaes import (
     evaluate_in_env,
     train_in_dream,
 )
-from worldkit.dream.rollout import imagine_rollout, repeat_state
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.dream.rollout import imagine_rollout
+from worldkit.models.protocol import repeat_state
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
 

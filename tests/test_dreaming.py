@@ -15,10 +15,10 @@ from worldkit.controllers.dreamer import train_in_dream as dreamer_in_dream
 from worldkit.data import SequenceDataModule, TransitionDataModule, collect
 from worldkit.dream.env import DreamEnv, real_start_states
 from worldkit.dream.open_loop import open_loop_error
-from worldkit.dream.protocol import WorldModel
+from worldkit.models.protocol import WorldModel
 from worldkit.dream.real import SpaceMismatchError, evaluate_in_real_env
-from worldkit.dream.rollout import select_state
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.models.protocol import select_state
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.envs import make_env
 from worldkit.models import RSSM, LatentMLPWorldModel
 from worldkit.models.mdnrnn import MDNRNN

@@ -10,7 +10,7 @@ from worldkit.controllers.cmaes import LinearController
 from worldkit.data import EpisodeStore, collect
 from worldkit.dream.real import LoopEscape, evaluate_in_real_env
 from worldkit.dream.real_env_policy import RealEnvPolicy
-from worldkit.dream.vae_mdn import VAEMDNWorldModel
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
 

@@ -8,7 +8,7 @@ import torch
 
 from worldkit.checkpoints import save_pretrained
 from worldkit.data import SequenceDataModule, collect
-from worldkit.dream.protocol import WorldModel
+from worldkit.models.protocol import WorldModel
 from worldkit.models.heads import ScalarHead, symexp, symlog
 from worldkit.models.rssm import PRESETS, RSSM, ObservationShapeError
 

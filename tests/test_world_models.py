@@ -16,9 +16,10 @@ from worldkit.checkpoints import from_pretrained, save_pretrained
 from worldkit.config import parse_config
 from worldkit.data import TransitionDataModule, collect
 from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
-from worldkit.dream.protocol import WorldModel
-from worldkit.dream.rollout import DreamRollout, imagine_rollout, repeat_state, select_state
-from worldkit.dream.vae_mdn import MDNState, VAEMDNWorldModel
+from worldkit.models.protocol import WorldModel
+from worldkit.dream.rollout import DreamRollout, imagine_rollout
+from worldkit.models.protocol import repeat_state, select_state
+from worldkit.models.vae_mdn import MDNState, VAEMDNWorldModel
 from worldkit.models.mdnrnn import MDNRNN, Mixture
 from worldkit.models.vae import ConvVAE, FrameShapeError, latent_ranks
 

@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import worldkit
+from worldkit import spaces
 from worldkit.spaces import space_from_dict, space_to_dict, spaces_match
 
 __all__ = [
@@ -56,6 +57,8 @@ CHECKPOINTS_ENV_VAR = "WORLDKIT_CHECKPOINTS"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 _SPACES = ("observation_space", "action_space")
 _REGISTRY: dict[str, type[torch.nn.Module]] = {}
+_MOVED = {"worldkit.dream.vae_mdn.VAEMDNWorldModel": "worldkit.models.vae_mdn.VAEMDNWorldModel"}
+"""classes saved under an older module path, so checkpoints written then still load"""
 
 _ModuleT = TypeVar("_ModuleT", bound=torch.nn.Module)
 
@@ -88,7 +91,7 @@ class ClassMismatchError(CheckpointError):
     """The checkpoint holds a different class from the one asked for."""
 
 
-class SpaceMismatchError(CheckpointError):
+class SpaceMismatchError(CheckpointError, spaces.SpaceMismatchError):
     """The model was trained on other observation or action spaces than the ones passed."""
 
 
@@ -411,6 +414,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
 def _resolve_class(
     name: str, expected_class: type[torch.nn.Module] | None, config_file: Path
 ) -> type[torch.nn.Module]:
+    name = _MOVED.get(name, name)
     if expected_class is not None and name == _class_name(expected_class):
         return expected_class
     cls = _REGISTRY.get(name) or _import_registered(name)

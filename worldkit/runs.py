@@ -30,18 +30,18 @@ def open_ppo_run(config: Any, spec, seed: int, resumable: Iterable[str]):
     Returns:
         ``(run_dir, ppo_config, envs)``.
     """
-    import gymnasium as gym
-
     from worldkit.envs import make_vector_env
+    from worldkit.spaces import require_flat_box
 
     run_dir = sweep_run_dir(Path(config.run_dir) / f"{spec.name}-{config.method}-seed{seed}")
     check_same_settings(run_dir, config, resumable)
     ppo_config = dataclasses.replace(config.ppo, total_steps=config.total_steps, seed=seed)
     envs = make_vector_env(spec, ppo_config.num_envs)
-    space = envs.single_observation_space
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+    try:
+        require_flat_box(envs.single_observation_space, f"this recipe (on {spec})")
+    except ValueError:
         envs.close()
-        raise ValueError(f"this recipe takes state observations (a flat Box); {spec} gives {space}")
+        raise
     return run_dir, ppo_config, envs
 
 

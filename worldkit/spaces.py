@@ -1,9 +1,66 @@
-"""gymnasium spaces as JSON, so episode stores and checkpoints can name them without pickle."""
+"""gymnasium spaces in one place: as JSON (so stores and checkpoints name them without pickle), the
+checks every model and controller makes of them, and the one map of [-1, 1] onto a Box's bounds."""
 
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
+
+
+class SpaceMismatchError(ValueError):
+    """A world model, a controller or a checkpoint and an env disagree about observations or actions."""
+
+
+def as_space(space: "gym.Space | dict[str, Any]") -> gym.Space:
+    """A space, or its :func:`space_to_dict` description, as a space."""
+    return space if isinstance(space, gym.Space) else space_from_dict(space)
+
+
+def action_size(space: gym.Space, who: str = "this controller") -> int:
+    """Outputs a policy needs: one per Discrete action, one per dimension of a 1-D Box; a ValueError
+    naming ``who`` for any other space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return space.shape[0]
+    raise ValueError(f"{who} acts in Discrete or 1-D Box spaces, not {space}")
+
+
+def require_flat_box(space: gym.Space, who: str) -> None:
+    """A ValueError naming ``who`` unless ``space`` is a flat Box (state observations)."""
+    if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+        raise ValueError(f"{who} takes state observations (a flat Box), not {space}")
+
+
+def to_bounds(unit: torch.Tensor, box: gym.spaces.Box) -> torch.Tensor:
+    """Actions in [-1, 1] mapped linearly onto the Box's bounds (a tanh output, a clipped sample)."""
+    low, high = (torch.as_tensor(b, dtype=unit.dtype, device=unit.device) for b in (box.low, box.high))
+    return low + (unit + 1) / 2 * (high - low)
+
+
+def same_actions(a: gym.Space, b: gym.Space) -> bool:
+    """Same kind, shape and bounds (dtypes may differ: dm-control's are float64)."""
+    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+        return a.n == b.n and a.start == b.start
+    return (isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box) and a.shape == b.shape
+            and np.allclose(a.low, b.low) and np.allclose(a.high, b.high))
+
+
+def check_compatible(world_model: Any, env: "gym.Env | gym.vector.VectorEnv") -> None:
+    """Raise :class:`SpaceMismatchError`, naming both, unless the env's actions (and, where the
+    model records them, observation shape) are the world model's."""
+    single = getattr(env, "single_action_space", None)
+    mine, theirs = world_model.action_space, single if single is not None else env.action_space
+    if not same_actions(mine, theirs):
+        raise SpaceMismatchError(f"the world model acts in {mine} but the env in {theirs}: "
+                                 "use a world model trained on this env")
+    model_obs = getattr(world_model, "observation_space", None)
+    env_obs = getattr(env, "single_observation_space", None) or env.observation_space
+    if model_obs is not None and tuple(model_obs.shape) != tuple(env_obs.shape):
+        raise SpaceMismatchError(f"the world model reads observations of shape {tuple(model_obs.shape)} but the "
+                                 f"env gives {tuple(env_obs.shape)}: use a world model trained on "
+                                 "this env (same obs=state|pixels and size)")
 
 
 def space_to_dict(space: gym.Space) -> dict[str, Any]:

@@ -32,10 +32,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from worldkit.checkpoints import checkpointable, from_pretrained, save_pretrained
-from worldkit.dream.protocol import State, WorldModel
+from worldkit.models.protocol import State, WorldModel
 from worldkit.dream.real import LoopEscape, evaluate_in_real_env
-from worldkit.dream.rollout import DreamRollout, imagine_rollout, repeat_state, select_state
-from worldkit.spaces import space_from_dict, space_to_dict
+from worldkit.dream.rollout import DreamRollout, imagine_rollout
+from worldkit.models.protocol import repeat_state, select_state
+from worldkit.spaces import action_size, space_from_dict, space_to_dict, to_bounds
 
 
 class WorkerDiedError(RuntimeError):
@@ -71,21 +72,6 @@ def check_exploration(explore: float, explore_actions: "list[float] | None", num
         raise ValueError(f"explore_actions must be probabilities summing to 1, got {explore_actions}")
     if num_actions is not None and len(explore_actions) != num_actions:
         raise ValueError(f"explore_actions must give all {num_actions} actions a probability, got {explore_actions}")
-
-
-def action_size(space: gym.Space) -> int:
-    """Outputs a linear controller needs: one logit per Discrete action, one per Box dimension."""
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
-        return space.shape[0]
-    raise ValueError(f"a linear controller acts in Discrete or 1-D Box spaces, not {space}")
-
-
-def squash(outputs: torch.Tensor, space: gym.spaces.Box) -> torch.Tensor:
-    """tanh of the outputs, scaled into the Box's bounds."""
-    low, high = (torch.as_tensor(b, dtype=outputs.dtype, device=outputs.device) for b in (space.low, space.high))
-    return low + (torch.tanh(outputs) + 1) / 2 * (high - low)
 
 
 @checkpointable
@@ -157,7 +143,7 @@ class LinearController(nn.Module):
         """Integer actions (B,), or Box actions (B, A), for features (B, feature_dim)."""
         outputs = features @ self.weight + self.bias
         if self.box is not None:
-            return squash(outputs, self.box)
+            return to_bounds(torch.tanh(outputs), self.box)
         return choose_actions(outputs, self.hparams["deterministic"], generator, self.hparams["explore"],
                               self.hparams["explore_actions"])
 
@@ -186,7 +172,7 @@ class LinearPopulation:
         grouped = features.reshape(len(self.weight), self.rollouts, -1)
         outputs = torch.baddbmm(self.bias[:, None, :], grouped, self.weight)
         if self.box is not None:
-            return squash(outputs, self.box).reshape(-1, outputs.shape[-1])
+            return to_bounds(torch.tanh(outputs), self.box).reshape(-1, outputs.shape[-1])
         return choose_actions(outputs, self.deterministic, self.generator, self.explore,
                               self.explore_actions).reshape(-1)
 

@@ -36,10 +36,10 @@ import torch
 from torch import nn
 
 from worldkit.checkpoints import checkpointable
-from worldkit.dream.protocol import State, WorldModel
-from worldkit.dream.rollout import select_state
+from worldkit.models.protocol import State, WorldModel
+from worldkit.models.protocol import select_state
 from worldkit.models.heads import ScalarHead, mlp
-from worldkit.spaces import space_from_dict, space_to_dict
+from worldkit.spaces import action_size, space_from_dict, space_to_dict, to_bounds
 
 
 @dataclass
@@ -102,9 +102,7 @@ class DreamerActorCritic(nn.Module):
                         "critic": critic}
         self.action_space = space_from_dict(action_space)
         self.continuous = isinstance(self.action_space, gym.spaces.Box)
-        if self.continuous and len(self.action_space.shape) != 1:
-            raise ValueError(f"the actor acts in Discrete or 1-D Box spaces, not {self.action_space}")
-        self.action_dim = self.action_space.shape[0] if self.continuous else int(self.action_space.n)
+        self.action_dim = action_size(self.action_space, "the actor")
         self.actor = mlp(feature_dim, hidden, layers, 2 * self.action_dim if self.continuous else self.action_dim)
         self.critic = ScalarHead(feature_dim, hidden, layers, critic)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -124,10 +122,7 @@ class DreamerActorCritic(nn.Module):
         """Box samples clipped into [-1, 1] (gradients pass as if unclipped), scaled to the bounds."""
         if not self.continuous:
             return action
-        clipped = action + (action.clamp(-1, 1) - action).detach()
-        low, high = (torch.as_tensor(b, dtype=action.dtype, device=action.device)
-                     for b in (self.action_space.low, self.action_space.high))
-        return low + (clipped + 1) / 2 * (high - low)
+        return to_bounds(action + (action.clamp(-1, 1) - action).detach(), self.action_space)
 
     @torch.no_grad()
     def act(self, features: torch.Tensor, deterministic: bool = False) -> torch.Tensor:

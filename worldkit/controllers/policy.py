@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from worldkit.checkpoints import checkpointable
 from worldkit.controllers.normalize import ArrayT, RunningMeanStd
 from worldkit.models.mlp import numpy_layers, numpy_relu
-from worldkit.spaces import space_from_dict, space_to_dict
+from worldkit.spaces import action_size, as_space, space_to_dict
 
 __all__ = ["MLP", "PPOAgent"]
 
@@ -61,8 +61,8 @@ class PPOAgent(nn.Module):
         ortho_init: bool = True,
     ) -> None:
         super().__init__()
-        self.observation_space = _as_space(observation_space)
-        self.action_space = _as_space(action_space)
+        self.observation_space = as_space(observation_space)
+        self.action_space = as_space(action_space)
         _check_supported(self.observation_space, self.action_space)
         self.hparams = {
             "observation_space": space_to_dict(self.observation_space),
@@ -212,19 +212,10 @@ class PPOAgent(nn.Module):
                 raise ValueError(f"this agent was built for {what} space {mine}, but the env has {theirs}")
 
 
-def _as_space(space: gym.Space | dict[str, Any]) -> gym.Space:
-    return space if isinstance(space, gym.Space) else space_from_dict(space)
-
-
 def _check_supported(observation_space: gym.Space, action_space: gym.Space) -> None:
     if not isinstance(observation_space, gym.spaces.Box):
         raise ValueError(f"PPO needs Box observations, not {observation_space}")
-    if isinstance(action_space, gym.spaces.Discrete):
-        return
-    if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
-        raise ValueError(
-            f"PPO supports 1-D Box (continuous) and Discrete action spaces, not {action_space}"
-        )
+    action_size(action_space, "PPO")
 
 
 class MLP(nn.Module):

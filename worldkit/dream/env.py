@@ -15,15 +15,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from worldkit.dream.protocol import State, WorldModel
-from worldkit.dream.rollout import select_state
+from worldkit.models.protocol import State, WorldModel
+from worldkit.models.protocol import select_state
 
 
 class DreamEnv(gym.vector.VectorEnv):
     """``num_envs`` dreams stepped as one batch of the world model.
 
     Args:
-        world_model: any :class:`~worldkit.dream.protocol.WorldModel`.
+        world_model: any :class:`~worldkit.models.protocol.WorldModel`.
         start_states: a batch of states to start dreams from, e.g. :func:`real_start_states`.
         num_envs: dreams stepped together.
         horizon: steps before a dream is truncated.

@@ -8,7 +8,7 @@ multi-step prediction error that a dream's quality rests on (and what Dreamer pa
 import numpy as np
 import torch
 
-from worldkit.dream.protocol import WorldModel
+from worldkit.models.protocol import WorldModel
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from worldkit.dream.protocol import WorldModel
+from worldkit.models.protocol import WorldModel
 
 Act = Callable[[torch.Tensor], torch.Tensor]
 """features (B, F) -> actions (B,) or (B, A)"""

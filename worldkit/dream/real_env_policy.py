@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from worldkit.dream.protocol import State, WorldModel
-from worldkit.dream.rollout import replace_rows
+from worldkit.models.protocol import State, WorldModel
+from worldkit.models.protocol import replace_rows
 
 
 class RealEnvPolicy:

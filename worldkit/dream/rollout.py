@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from worldkit.dream.protocol import State, WorldModel
+from worldkit.models.protocol import State, WorldModel
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 """features (B, F) -> integer actions (B,)"""
@@ -77,23 +77,3 @@ def imagine_rollout(world_model: WorldModel, start: State, policy: Policy, horiz
     continues_t = torch.stack(continues)
     alive = torch.cat([torch.ones_like(continues_t[:1]), continues_t[:-1].cumprod(0)])
     return DreamRollout(torch.stack(actions), torch.stack(rewards), continues_t, alive, states)
-
-
-def repeat_state(state: State, times: int) -> State:
-    """Each of ``times`` copies of a whole batch after the other: rows (times * B), copy-major."""
-    return _like(state, [field.repeat(times, *([1] * (field.dim() - 1))) for field in state])
-
-
-def select_state(state: State, index: torch.Tensor) -> State:
-    """The rows ``index`` of a batch of states."""
-    return _like(state, [field[index] for field in state])
-
-
-def replace_rows(state: State, rows: torch.Tensor, new: State) -> State:
-    """``state`` with its rows ``rows`` replaced by the batch ``new`` (as many rows as ``rows``)."""
-    return _like(state, [field.index_copy(0, rows, replacement) for field, replacement in zip(state, new)])
-
-
-def _like(state: State, fields: list[torch.Tensor]) -> State:
-    """A state of the same kind (NamedTuple or plain tuple) holding ``fields``."""
-    return type(state)(*fields) if hasattr(state, "_fields") else tuple(fields)

@@ -10,7 +10,7 @@ is an easier target; inputs and targets are standardised with statistics of the 
 (buffers, saved with the weights), so every output dimension counts equally in the loss and the
 loss is in units of each target's spread (the seed's ``exp(-loss)`` confidence needs that).
 
-The model implements the :class:`~worldkit.dream.protocol.WorldModel` protocol with the state
+The model implements the :class:`~worldkit.models.protocol.WorldModel` protocol with the state
 being the observation itself, so DreamEnv, CMA-ES or PPO can dream in it.
 """
 
@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
-from worldkit.spaces import space_from_dict, space_to_dict
+from worldkit.models.protocol import world_model
+from worldkit.spaces import action_size, as_space, require_flat_box, space_to_dict
 
 __all__ = ["DynamicsEnsemble", "EnsembleState"]
 
@@ -49,6 +50,7 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+@world_model
 @checkpointable
 class DynamicsEnsemble(L.LightningModule):
     """(s, a) -> (s' - s, r, done logit), by ``ensemble_size`` MLPs with SiLU activations.
@@ -71,13 +73,10 @@ class DynamicsEnsemble(L.LightningModule):
                  ensemble_size: int = 5, hidden_sizes: tuple[int, ...] | list[int] = (200, 200),
                  lr: float = 1e-3, weight_decay: float = 1e-5, done_threshold: float = 0.5):
         super().__init__()
-        self.observation_space = observation_space if isinstance(observation_space, gym.Space) else space_from_dict(observation_space)
-        self.action_space = action_space if isinstance(action_space, gym.Space) else space_from_dict(action_space)
-        if not (isinstance(self.observation_space, gym.spaces.Box) and len(self.observation_space.shape) == 1):
-            raise ValueError(f"the dynamics ensemble takes flat Box observations, not {self.observation_space}")
+        self.observation_space, self.action_space = as_space(observation_space), as_space(action_space)
+        require_flat_box(self.observation_space, "the dynamics ensemble")
+        action_size(self.action_space, "the dynamics ensemble")
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
-        if not (self.discrete or (isinstance(self.action_space, gym.spaces.Box) and len(self.action_space.shape) == 1)):
-            raise ValueError(f"the dynamics ensemble takes 1-D Box or Discrete actions, not {self.action_space}")
         if ensemble_size < 1:
             raise ValueError(f"ensemble_size must be at least 1, got {ensemble_size}")
         if not hidden_sizes or min(hidden_sizes) < 1:

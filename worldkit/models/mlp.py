@@ -9,7 +9,7 @@ The target z' = E(s') is held fixed (stop-gradient): with a trainable target, th
 to predict it is to make every latent the same. The reconstruction term anchors the encoder to
 the state, so ``recon_weight`` must be positive.
 
-The model also implements the :class:`~worldkit.dream.protocol.WorldModel` protocol, so
+The model also implements the :class:`~worldkit.models.protocol.WorldModel` protocol, so
 controllers can dream in it. Inside PPO it needs no reward or ending, so those heads are optional
 (``heads=True``): a reward head on (z, a, z'_hat) and a continue head on z'_hat, trained when the
 model is fitted standalone on transitions that carry rewards (``TransitionDataModule``). The model
@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
+from worldkit.models.protocol import world_model
 from worldkit.spaces import space_from_dict, space_to_dict
 
 
@@ -86,6 +87,7 @@ def _refresh_after_load(module: "LatentMLPWorldModel", incompatible_keys) -> Non
     module._refresh_normalizer()
 
 
+@world_model
 @checkpointable
 class LatentMLPWorldModel(L.LightningModule):
     """Encoder, latent dynamics and decoder for state observations (a LightningModule).

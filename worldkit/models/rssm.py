@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
+from worldkit.models.protocol import world_model
 from worldkit.models.heads import ScalarHead, mlp, symexp, symlog
 from worldkit.spaces import space_from_dict, space_to_dict
 
@@ -53,6 +54,7 @@ class ObservationShapeError(ValueError):
     """Observations of another shape than the model was built for."""
 
 
+@world_model
 @checkpointable
 class RSSM(L.LightningModule):
     """An RSSM world model (a LightningModule) behind the WorldModel protocol.

@@ -1,4 +1,4 @@
-"""World Models' V and M composed into one :class:`~worldkit.dream.protocol.WorldModel`.
+"""World Models' V and M composed into one :class:`~worldkit.models.protocol.WorldModel`.
 
 The state is (z, h, c): the latent of the current frame and the LSTM's output and cell after
 the previous step. A controller sees [z, h]. Dreams decode z alone, never a VAE's skips.
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from worldkit.checkpoints import checkpointable
+from worldkit.models.protocol import world_model
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
 
@@ -24,6 +25,7 @@ class MDNState(NamedTuple):
     c: torch.Tensor
 
 
+@world_model
 @checkpointable
 class VAEMDNWorldModel(nn.Module):
     """V (a :class:`ConvVAE`) and M (an :class:`MDNRNN`) behind the WorldModel calls.
