@@ -35,7 +35,7 @@ import torch
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
-from worldkit.controllers.normalize import EPSILON
+from worldkit.normalize import EPSILON
 from worldkit.envs import make_vector_env, parse_spec
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -27,7 +27,7 @@ import torch
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.controllers.cmaes import CMAESConfig, evaluate_in_env, train_in_dream
 from worldkit.dream.latents import LatentEpisodes
-from worldkit.dream.rollout import imagine_rollout
+from worldkit.dream.imagine import imagine
 from worldkit.models.protocol import select_state
 from worldkit.models.vae_mdn import VAEMDNWorldModel
 
@@ -75,14 +75,14 @@ def main() -> None:
         controller = train_in_dream(world_model, starts, config, progress=True).controller
         generator = torch.Generator().manual_seed(args.seed)
         dream_starts = select_state(starts, torch.randint(len(latents), (1024,), generator=generator))
-        dream = imagine_rollout(world_model, dream_starts, controller.act, config.horizon, temperature=temperature,
+        dream = imagine(world_model, dream_starts, controller.act, config.horizon, temperature=temperature,
                                 generator=generator)
         real = evaluate_in_env(world_model, controller, env, args.episodes, seed=10_000 + args.seed,
                                workers=args.workers)
         rows[temperature] = {"temperature": temperature, "dream_return": dream.returns().mean().item(),
                              "dream_steps": dream.expected_length().mean().item(),
                              "real_return": real["mean_return"], "real_success_rate": real["success_rate"],
-                             "real_steps": real["mean_steps"], "seconds": round(time.perf_counter() - began, 1)}
+                             "real_steps": real["mean_length"], "seconds": round(time.perf_counter() - began, 1)}
         results["rows"] = sorted(rows.values(), key=lambda row: row["temperature"])
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")

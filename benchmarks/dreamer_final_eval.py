@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from worldkit.checkpoints import from_pretrained
-from worldkit.dream.real import evaluate_in_real_env
+from worldkit.dream.driver import evaluate_in_real_env
 from worldkit.envs import make_env, parse_spec
 
 

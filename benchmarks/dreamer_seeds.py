@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from worldkit.plots import learning_curves
+from worldkit.files import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL_ACTOR_KEYS = ("returns", "mean", "standard_error")
@@ -32,7 +33,7 @@ def read_run(run_dir: Path) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
     final = json.loads((run_dir / "final_eval.json").read_text())
     return {"run": str(run_dir), "seed": config["seed"],
-            "evaluations": [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()],
+            "evaluations": read_jsonl(run_dir / "evaluations.jsonl"),
             "wall_clock_seconds": json.loads((run_dir / "summary.json").read_text())["wall_clock_seconds"],
             "final_actor": {key: final[key] for key in FINAL_ACTOR_KEYS}}
 

@@ -30,14 +30,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-from dreamer_dmc_walker import Config, compile_loops, train_step  # noqa: E402
+from worldkit.config import parse_config
+from worldkit.controllers.dreamer import DreamerLearner
+from worldkit.models.rssm import RSSM
+from worldkit.runs.dreamer import DreamerRunConfig as Config
+from worldkit.runs.dreamer import compile_loops, train_step
 
-from worldkit.config import parse_config  # noqa: E402
-from worldkit.controllers.dreamer import DreamerLearner  # noqa: E402
-from worldkit.models.rssm import RSSM  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 
-RESULTS = Path(__file__).resolve().parent / "results"
 OBSERVATIONS = {"state": gym.spaces.Box(-np.inf, np.inf, (24,), np.float32),
                 "pixels": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)}
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from worldkit.config import parse_config
 from worldkit.plots import learning_curves
+from worldkit.files import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -62,12 +63,10 @@ VARIANTS = {
     "no_curiosity_h1_512": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
                             "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500",
                             "--ppo.num_steps=512", "--ppo.num_minibatches=8"],
-    # a control: one-step dreams whose outcomes are shuffled across rollouts (benchmarks/mbppo_shuffled_dreams.py)
+    # a control: one-step dreams whose outcomes are shuffled across rollouts
     "no_curiosity_h1_shuffled": ["--method=mbppo", "--mbppo.curiosity=none", "--mbppo.horizon=1",
-                                 "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500"],
+                                 "--mbppo.min_rollouts=50", "--mbppo.max_rollouts=500", "--mbppo.shuffle_dreams=True"],
 }
-# The script each variant runs, if not the recipe.
-SCRIPTS = {"no_curiosity_h1_shuffled": ROOT / "benchmarks" / "mbppo_shuffled_dreams.py"}
 # Where an MBPPO iteration's time goes, from the recipe's per-update metrics.
 TIME_PARTS = {"model training": "mbppo/model_time", "imagination": "mbppo/imagination_time",
               "curiosity training": "mbppo/curiosity_time"}
@@ -129,18 +128,13 @@ def run_grid(config: Config) -> None:
             env, variant, seed = pending.pop(0)
             path = _run_path(config, env, variant, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            script = SCRIPTS.get(variant, ROOT / "recipes" / "mbppo_hopper.py")
-            command = [sys.executable, str(script), f"--env={env}", "--seeds", str(seed),
+            command = [sys.executable, str(ROOT / "recipes" / "mbppo_hopper.py"), f"--env={env}", "--seeds", str(seed),
                        f"--total_steps={config.total_steps}", f"--run_dir={path.parent}", "--progress=False",
                        "--wandb_mode=disabled", *VARIANTS[variant], *config.extra]
             print("start", env, variant, seed, flush=True)
             log = open(path.with_suffix(".log"), "a")
             running.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=environment))
         time.sleep(2)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
 def _at(rows: list[tuple[int, float]], step: int) -> float | None:
@@ -159,7 +153,7 @@ def final_evaluation(path: Path, env: str, seed: int, episodes: int = 5) -> floa
     if not summary.exists():
         return None
     final_step = json.loads(summary.read_text())["steps"]
-    evals = _read_jsonl(path / "evaluations.jsonl")
+    evals = read_jsonl(path / "evaluations.jsonl")
     if evals and evals[-1]["step"] == final_step:
         return evals[-1]["mean_return"]
     cache = path / "final_evaluation.json"
@@ -175,11 +169,11 @@ def final_evaluation(path: Path, env: str, seed: int, episodes: int = 5) -> floa
 
 def summarise_run(path: Path, milestones: tuple[int, ...], env: str, seed: int, total_steps: int) -> dict | None:
     """Returns at each milestone and seconds per real step, by part, from one run's logs."""
-    rows = _read_jsonl(path / "metrics.jsonl")
+    rows = read_jsonl(path / "metrics.jsonl")
     if not rows:
         return None
     train = [(r["step"], r["episodic_return"]) for r in rows if "episodic_return" in r]
-    evals = [(r["step"], r["mean_return"]) for r in _read_jsonl(path / "evaluations.jsonl")]
+    evals = [(r["step"], r["mean_return"]) for r in read_jsonl(path / "evaluations.jsonl")]
     final = final_evaluation(path, env, seed) if _finished(path, total_steps) else None
     updates = [r for r in rows if "rollout_time" in r]
     steps = updates[-1]["step"] if updates else 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from worldkit.plots import learning_curves
+from worldkit.files import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "runs"
@@ -38,7 +39,7 @@ def finished_runs(folder: str, method: str) -> list[dict]:
     """Every finished seed of one variant: its training curve and final returns."""
     runs = []
     for summary_file in sorted((RUNS / folder).glob(f"{ENV}-{method}-seed*/summary.json")):
-        rows = [json.loads(line) for line in (summary_file.parent / "metrics.jsonl").read_text().splitlines()]
+        rows = read_jsonl(summary_file.parent / "metrics.jsonl")
         summary = json.loads(summary_file.read_text())
         runs.append({"seed": summary["seed"], "final_train": summary["final_train_return_last100"],
                      "final_eval": summary["final_eval_return"],

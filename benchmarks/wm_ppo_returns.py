@@ -21,6 +21,7 @@ import numpy as np
 
 from worldkit.config import parse_config
 from worldkit.plots import learning_curves
+from worldkit.files import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,9 +69,9 @@ def report(config: Config) -> dict:
                 path = _run_path(config, env, method, seed)
                 if not (path / "summary.json").exists():
                     continue
-                rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+                rows = read_jsonl(path / "metrics.jsonl")
                 train = [(r["step"], r["episodic_return"]) for r in rows if "episodic_return" in r]
-                evaluations = [json.loads(line) for line in (path / "evaluations.jsonl").read_text().splitlines()]
+                evaluations = read_jsonl(path / "evaluations.jsonl")
                 reached = next((step for step, value in train if value >= config.threshold), None)
                 finished.append({"seed": seed, "train": train, "final_train": train[-1][1],
                                  "final_eval": evaluations[-1]["mean_return"], "steps_to_threshold": reached,

@@ -27,11 +27,13 @@ from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig, evaluate
 from worldkit.data import SequenceDataModule, collect
+from worldkit.dream.driver import evaluate_in_real_env
 from worldkit.dream.env import DreamEnv, real_start_states
-from worldkit.dream.real import check_compatible, evaluate_in_real_env
 from worldkit.envs import make_env, parse_spec
 from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.plots import learning_curves
+from worldkit.runs import read_jsonl, save_atomically
+from worldkit.spaces import check_compatible
 from worldkit.tracking import RunLogger, check_wandb_mode
 from worldkit.training import TrainerConfig, make_trainer
 
@@ -104,9 +106,7 @@ def main(config: Config) -> dict:
 
     def after_update(metrics: dict) -> None:
         logger.log({k: v for k, v in metrics.items() if np.isfinite(v)}, step=ppo.global_step)
-        temporary = state_file.with_suffix(".tmp")
-        torch.save(ppo.state_dict(), temporary)
-        temporary.replace(state_file)
+        save_atomically(ppo.state_dict(), state_file)
 
     ppo.learn(progress=config.progress, callback=after_update)
     act = lambda features: ppo.agent.act(features, deterministic=True)  # noqa: E731
@@ -123,7 +123,7 @@ def main(config: Config) -> dict:
                step=ppo.global_step)
     logger.log_checkpoint(save_pretrained(ppo.agent, run_dir / "checkpoints" / "policy", metrics=summary),
                           f"{run_dir.name}-policy".replace("_", "-"), summary)
-    history = [json.loads(line) for line in (run_dir / "ppo" / "metrics.jsonl").read_text().splitlines() if line]
+    history = read_jsonl(run_dir / "ppo" / "metrics.jsonl")
     curve = [(row["step"], row["episodic_return"]) for row in history if "episodic_return" in row]
     if curve:
         learning_curves({"PPO in the dream": [tuple(zip(*curve))]}, run_dir / "dream_learning_curve.png",

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-
 from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig
@@ -83,7 +82,7 @@ def run_seed(config: Config, spec, seed: int) -> dict:
     ppo = PPO(ppo_config, envs, [hook] if hook else [])
 
     evaluations, logger = train_ppo_in_run(
-        ppo, spec, run_dir, config, parts={"mbppo": hook} if hook else {},
+        ppo, spec, run_dir, config,
         on_evaluation=lambda row: _save_checkpoints(run_dir, ppo, hook, {"eval_mean_return": row["mean_return"],
                                                                         "steps": ppo.global_step}))
     summary = _write_artifacts(config, spec, run_dir, ppo, hook, evaluations, logger)

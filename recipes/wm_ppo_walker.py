@@ -27,9 +27,9 @@ import torch
 from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPO_PRESETS, PPOConfig
+from worldkit.controllers.curiosity_hook import ICMHook
 from worldkit.controllers.wm_ppo import WorldModelAssist
 from worldkit.envs import make_env, parse_spec
-from worldkit.intrinsic.icm import ICM
 from worldkit.models import LatentMLPWorldModel
 from worldkit.plots import filmstrip, latent_map, learning_curves
 from worldkit.runs import open_ppo_run, read_jsonl, train_ppo_in_run
@@ -113,7 +113,7 @@ def run_seed(config: Config, spec, seed: int, frozen: LatentMLPWorldModel | None
     elif config.method == "ppo_icm":
         if discrete:
             raise ValueError("the ICM baseline here is written for continuous actions")
-        hooks.append(ICM(obs_dim, action_dim, eta=config.alpha))
+        hooks.append(ICMHook(obs_dim, action_dim, eta=config.alpha))
     ppo = PPO(ppo_config, envs, hooks)
 
     evaluations, logger = train_ppo_in_run(ppo, spec, run_dir, config)

@@ -12,10 +12,10 @@ import torch
 
 from worldkit.checkpoints import from_pretrained, save_pretrained
 from worldkit.controllers.cmaes import (
+    _WORKER,
     CMAESConfig,
     LinearController,
     WorkerDiedError,
-    _WORKER,
     _run_episode,
     _start_worker,
     choose_actions,
@@ -23,12 +23,11 @@ from worldkit.controllers.cmaes import (
     evaluate_in_env,
     train_in_dream,
 )
-from worldkit.dream.rollout import imagine_rollout
-from worldkit.models.protocol import repeat_state
-from worldkit.models.vae_mdn import VAEMDNWorldModel
+from worldkit.dream.imagine import imagine
 from worldkit.models.mdnrnn import MDNRNN
+from worldkit.models.protocol import repeat_state
 from worldkit.models.vae import ConvVAE
-
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -60,7 +59,7 @@ def test_batched_population_gives_each_candidates_own_returns(dream_model):
     with torch.no_grad():
         for p in range(5):
             controller = LinearController(dream_model.feature_dim, 3).load_vector(vectors[p])
-            alone = imagine_rollout(dream_model, starts, controller.act, 25, temperature=0.0).returns()
+            alone = imagine(dream_model, starts, controller.act, 25, temperature=0.0).returns()
             torch.testing.assert_close(batched[p], alone)
     assert batched.std(0).max() > 0, "candidates should differ, or the comparison shows nothing"
 
@@ -76,7 +75,7 @@ def test_cmaes_improves_the_controller_in_a_dream(dream_model, deterministic):
     def dreamed_return(controller: LinearController) -> float:
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            return imagine_rollout(dream_model, repeat_state(starts, 8), lambda f: controller.act(f, generator), 30,
+            return imagine(dream_model, repeat_state(starts, 8), lambda f: controller.act(f, generator), 30,
                                    temperature=0.0).returns().mean().item()
 
     initial = dreamed_return(LinearController(dream_model.feature_dim, 3, deterministic))  # W = 0, b = 0
@@ -158,7 +157,7 @@ def test_real_env_evaluation_in_workers_matches_one_process(dream_model, tmp_pat
     assert result["lengths"] == [episode["length"] for episode in here]
     assert result["returns"] == [episode["return"] for episode in here]
     assert result["escapes"] == [episode["escapes"] for episode in here]
-    assert result["mean_steps"] == sum(result["lengths"]) / 2
+    assert result["mean_length"] == sum(result["lengths"]) / 2
 
 
 def test_a_killed_worker_fails_the_evaluation_instead_of_hanging(dream_model):

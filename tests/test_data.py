@@ -31,9 +31,9 @@ from worldkit.data import (
 from worldkit.data.batch_of_one import BatchOfOne
 from worldkit.data.cache import EpisodeCache
 from worldkit.data.episode import validate_episode
-from worldkit.data.files import temp_path
 from worldkit.data.writer import BackgroundWriter
 from worldkit.envs import make_env, make_vector_env
+from worldkit.files import temp_path
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,24 @@ from gymnasium.utils.env_checker import check_env
 from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.cmaes import CMAESConfig, LinearController
 from worldkit.controllers.cmaes import train_in_dream as cmaes_in_dream
-from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig, DreamerLearner, lambda_returns
+from worldkit.controllers.dreamer import (
+    DreamerActorCritic,
+    DreamerConfig,
+    DreamerLearner,
+    lambda_returns,
+)
 from worldkit.controllers.dreamer import train_in_dream as dreamer_in_dream
 from worldkit.data import SequenceDataModule, TransitionDataModule, collect
+from worldkit.dream.driver import evaluate_in_real_env
 from worldkit.dream.env import DreamEnv, real_start_states
 from worldkit.dream.open_loop import open_loop_error
-from worldkit.models.protocol import WorldModel
-from worldkit.dream.real import SpaceMismatchError, evaluate_in_real_env
-from worldkit.models.protocol import select_state
-from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.envs import make_env
 from worldkit.models import RSSM, LatentMLPWorldModel
 from worldkit.models.mdnrnn import MDNRNN
+from worldkit.models.protocol import WorldModel, select_state
 from worldkit.models.vae import ConvVAE
-
+from worldkit.models.vae_mdn import VAEMDNWorldModel
+from worldkit.spaces import SpaceMismatchError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
-
 import lightning as L
 import numpy as np
 import pytest
@@ -15,13 +14,12 @@ import torch
 from worldkit.checkpoints import from_pretrained, save_pretrained
 from worldkit.config import parse_config
 from worldkit.data import TransitionDataModule, collect
+from worldkit.dream.imagine import Dream, imagine
 from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
-from worldkit.models.protocol import WorldModel
-from worldkit.dream.rollout import DreamRollout, imagine_rollout
-from worldkit.models.protocol import repeat_state, select_state
-from worldkit.models.vae_mdn import MDNState, VAEMDNWorldModel
 from worldkit.models.mdnrnn import MDNRNN, Mixture
+from worldkit.models.protocol import WorldModel, repeat_state, select_state
 from worldkit.models.vae import ConvVAE, FrameShapeError, latent_ranks
+from worldkit.models.vae_mdn import MDNState, VAEMDNWorldModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,14 +186,14 @@ def test_rollout_weights_rewards_by_the_chance_the_episode_is_still_running():
     model = VAEMDNWorldModel.compose(ConvVAE(channels=(8,), latent_dim=3), MDNRNN(latent_dim=3, hidden_dim=5))
     start = model.initial_state(2)._replace(z=torch.randn(2, 3))
     with torch.no_grad():
-        rollout = imagine_rollout(model, start, lambda f: torch.zeros(len(f), dtype=torch.long), 4,
+        rollout = imagine(model, start, lambda f: torch.zeros(len(f), dtype=torch.long), 4,
                                   temperature=0.0, keep_states=True)
     assert rollout.rewards.shape == (4, 2) and len(rollout.states) == 5
     alive = torch.cat([torch.ones(1, 2), rollout.continues[:-1].cumprod(0)])
     torch.testing.assert_close(rollout.alive, alive)
     discount = 0.9 ** torch.arange(4.0)[:, None]
     torch.testing.assert_close(rollout.returns(0.9, 0.1), (discount * alive * (rollout.rewards - 0.1)).sum(0))
-    hand = DreamRollout(torch.zeros(2, 1), torch.tensor([[1.0], [1.0]]), torch.tensor([[0.5], [0.5]]),
+    hand = Dream(torch.zeros(2, 1), torch.tensor([[1.0], [1.0]]), torch.tensor([[0.5], [0.5]]),
                         torch.tensor([[1.0], [0.5]]), None)
     assert hand.returns().item() == 1.5 and hand.expected_length().item() == 1.5
     doubled = repeat_state(start, 3)

@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 import worldkit
 from worldkit import spaces
+from worldkit.files import sync_to_disk
 from worldkit.spaces import space_from_dict, space_to_dict, spaces_match
 
 __all__ = [
@@ -335,8 +336,7 @@ def _write_folder(directory: Path, weights: dict[str, torch.Tensor], texts: dict
         for file_name, text in texts.items():
             (staging / file_name).write_text(text, encoding="utf-8")
         for file in staging.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
+            sync_to_disk(file)
         _swap_in(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -72,6 +72,22 @@ def open_loop_states(real: np.ndarray, imagined: np.ndarray, path: str | Path, *
     return _save(figure, path)
 
 
+def cmaes_curve(history: list[dict], path: str | Path, title: str) -> Path:
+    """Best and mean candidate fitness and the distribution mean's, with sigma, per generation."""
+    generation = [row["generation"] for row in history]
+    figure, (returns, sigma) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in [("best", "best candidate"), ("mean", "mean of candidates"), ("mean_candidate", "search mean")]:
+        returns.plot(generation, [row[key] for row in history], label=label)
+    returns.set(xlabel="generation", ylabel="fitness: dreamed return (shaped, if set)", title=title)
+    returns.legend()
+    sigma.plot(generation, [row["sigma"] for row in history])
+    sigma.set(xlabel="generation", ylabel="sigma", yscale="log", title="CMA-ES step size")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
+
 def _save(figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,3 +95,27 @@ def _save(figure, path: str | Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def frame_grid(rows: Sequence[np.ndarray], path: str | Path, *, upscale: int = 3) -> Path:
+    """Rows of uint8 frames (each (N, H, W, C)) as one enlarged image (PNG or JPEG, by ``path``)."""
+    import imageio.v2 as imageio
+
+    imageio.imwrite(path, _upscale(np.concatenate([np.concatenate(list(row), axis=1) for row in rows]), upscale))
+    return Path(path)
+
+
+def side_by_side_gif(left: Sequence[np.ndarray], right: Sequence[np.ndarray], path: str | Path, *,
+                     upscale: int = 3, frame_ms: int = 100) -> Path:
+    """An animation of two uint8 frame sequences side by side (real and dreamed, say); the right goes
+    black once it ends."""
+    import imageio.v2 as imageio
+
+    frames = [_upscale(np.concatenate([frame, right[t] if t < len(right) else np.zeros_like(right[0])], axis=1),
+                       upscale) for t, frame in enumerate(left)]
+    imageio.mimsave(path, frames, duration=frame_ms, loop=0)
+    return Path(path)
+
+
+def _upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)

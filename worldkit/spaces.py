@@ -1,11 +1,13 @@
 """gymnasium spaces in one place: as JSON (so stores and checkpoints name them without pickle), the
 checks every model and controller makes of them, and the one map of [-1, 1] onto a Box's bounds."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SpaceMismatchError(ValueError):
@@ -33,9 +35,9 @@ def require_flat_box(space: gym.Space, who: str) -> None:
         raise ValueError(f"{who} takes state observations (a flat Box), not {space}")
 
 
-def to_bounds(unit: torch.Tensor, box: gym.spaces.Box) -> torch.Tensor:
+def to_bounds(unit: "torch.Tensor", box: gym.spaces.Box) -> "torch.Tensor":
     """Actions in [-1, 1] mapped linearly onto the Box's bounds (a tanh output, a clipped sample)."""
-    low, high = (torch.as_tensor(b, dtype=unit.dtype, device=unit.device) for b in (box.low, box.high))
+    low, high = unit.new_tensor(box.low), unit.new_tensor(box.high)
     return low + (unit + 1) / 2 * (high - low)
 
 

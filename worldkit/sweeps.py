@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from worldkit.files import read_jsonl
 from worldkit.sweeps_engine import SweepEngine
 from worldkit.tracking import check_wandb_mode
 
@@ -93,7 +94,10 @@ def agent_command(sweep: dict[str, Any], params: dict[str, Any], *, interpreter:
     The macros are expanded by wandb's own agent code, so ``${args}`` gives exactly the flags
     an agent passes (``--latent_dim=16``, ``--ppo.learning_rate=0.0003``).
     """
-    from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
+    from wandb.sdk.launch.sweeps.utils import (
+        create_sweep_command,
+        create_sweep_command_args,
+    )
 
     flags = create_sweep_command_args({"args": {name: {"value": value} for name, value in params.items()}})
     macros = {**flags, "env": ["/usr/bin/env"], "interpreter": [interpreter], "program": [sweep["program"]]}
@@ -207,7 +211,7 @@ def _read_metric(run_dir: Path, metric: str) -> tuple[float | None, list[float]]
     """The metric's last value in each seed's ``metrics.jsonl`` (their mean) and every value."""
     finals, history = [], []
     for path in sorted(run_dir.rglob("metrics.jsonl")):
-        values = [row[metric] for row in _read_jsonl(path) if metric in row]
+        values = [row[metric] for row in read_jsonl(path) if metric in row]
         finals += values[-1:]
         history += values
     return (sum(finals) / len(finals) if finals else None), history
@@ -216,7 +220,7 @@ def _read_metric(run_dir: Path, metric: str) -> tuple[float | None, list[float]]
 def _read_runs(log: Path) -> dict[str, RunResult]:
     """Runs recorded so far; a run's later record replaces its earlier one."""
     runs: dict[str, RunResult] = {}
-    for row in _read_jsonl(log):
+    for row in read_jsonl(log):
         runs[row["name"]] = RunResult(**row)
     return runs
 
@@ -224,10 +228,6 @@ def _read_runs(log: Path) -> dict[str, RunResult]:
 def _append(log: Path, run: RunResult) -> None:
     with open(log, "a") as handle:
         handle.write(json.dumps(asdict(run)) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
 def write_results(sweep: dict[str, Any], runs: Sequence[RunResult], out_dir: str | Path) -> dict[str, Path]:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from worldkit.files import read_jsonl
+
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -97,7 +99,7 @@ class RunLogger:
     def finish(self) -> None:
         """Close the files, write ``metrics.csv`` and end the W&B run."""
         self._metrics_file.close()
-        rows = [json.loads(line) for line in (self.run_dir / "metrics.jsonl").read_text().splitlines() if line]
+        rows = read_jsonl(self.run_dir / "metrics.jsonl")
         keys = sorted({key for row in rows for key in row} - {"step"})
         with open(self.run_dir / "metrics.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["step", *keys])

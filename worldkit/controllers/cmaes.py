@@ -32,10 +32,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from worldkit.checkpoints import checkpointable, from_pretrained, save_pretrained
-from worldkit.models.protocol import State, WorldModel
-from worldkit.dream.real import LoopEscape, evaluate_in_real_env
-from worldkit.dream.rollout import DreamRollout, imagine_rollout
-from worldkit.models.protocol import repeat_state, select_state
+from worldkit.dream.driver import LoopEscape, evaluate_in_real_env, summarize
+from worldkit.dream.imagine import Dream, imagine
+from worldkit.models.protocol import State, WorldModel, repeat_state, select_state
 from worldkit.spaces import action_size, space_from_dict, space_to_dict, to_bounds
 
 
@@ -221,7 +220,7 @@ class CMAESConfig:
 
 @torch.no_grad()
 def dream_population(world_model: WorldModel, starts: State, vectors: torch.Tensor, config: CMAESConfig,
-                     generator: torch.Generator | None = None) -> DreamRollout:
+                     generator: torch.Generator | None = None) -> Dream:
     """Dream every candidate (rows of ``vectors``) from every start state in one batch of
     P * R rows, candidate-major."""
     rollouts, space = len(starts[0]), world_model.action_space
@@ -229,7 +228,7 @@ def dream_population(world_model: WorldModel, starts: State, vectors: torch.Tens
                                   deterministic=config.deterministic, generator=generator,
                                   box=space if isinstance(space, gym.spaces.Box) else None,
                                   explore=config.explore, explore_actions=config.explore_actions)
-    return imagine_rollout(world_model, repeat_state(starts, len(vectors)), population, config.horizon,
+    return imagine(world_model, repeat_state(starts, len(vectors)), population, config.horizon,
                            temperature=config.temperature, generator=generator)
 
 
@@ -304,8 +303,7 @@ def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_s
     ``escape`` frames is drawn from ``escape_actions`` instead (:class:`LoopEscape`).
 
     Returns:
-        ``success_rate``, ``mean_return``, ``mean_steps`` and per-episode ``returns``,
-        ``lengths``, ``successes`` and ``escapes`` (in seed order).
+        :func:`~worldkit.data.driver.summarize`'s schema with the per-episode ``escapes``, in seed order.
 
     Raises:
         WorkerDiedError: a worker process died (killed, out of memory, a crash in native code).
@@ -336,12 +334,7 @@ def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_s
             ) from error
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    ordered = [results[i] for i in range(episodes)]
-    returns, lengths, successes, escapes = ([r[key] for r in ordered] for key in ("return", "length", "success",
-                                                                                  "escapes"))
-    return {"episodes": episodes, "success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
-            "mean_steps": float(np.mean(lengths)), "returns": returns, "lengths": lengths, "successes": successes,
-            "escapes": escapes}
+    return summarize([results[i] for i in range(episodes)])
 
 
 _WORKER: dict[str, Any] = {}

@@ -36,9 +36,9 @@ import torch
 from torch import nn
 
 from worldkit.checkpoints import checkpointable
-from worldkit.models.protocol import State, WorldModel
-from worldkit.models.protocol import select_state
+from worldkit.dream.imagine import imagine
 from worldkit.models.heads import ScalarHead, mlp
+from worldkit.models.protocol import State, WorldModel, detach_state, select_state
 from worldkit.spaces import action_size, space_from_dict, space_to_dict, to_bounds
 
 
@@ -166,8 +166,7 @@ class DreamerLearner:
     def train_step(self, start_states: State) -> dict[str, float]:
         """One actor and one critic update from imagined rollouts of a batch of start states."""
         cfg, ac = self.config, self.actor_critic
-        fields = [field.detach() for field in start_states]  # imagination starts here; no gradient goes further back
-        start = type(start_states)(*fields) if hasattr(start_states, "_fields") else tuple(fields)
+        start = detach_state(start_states)  # imagination starts here; no gradient goes further back
         with frozen(self.world_model), torch.set_grad_enabled(True):
             features, rewards, continues, log_probs, entropies = self._imagine(start)
             bootstrap = ac.critic if cfg.return_critic == "fast" else ac.slow_critic
@@ -203,22 +202,19 @@ class DreamerLearner:
                 "entropy": entropies.mean().item(), "return_scale": float(scale)}
 
     def _imagine(self, state: State) -> tuple[torch.Tensor, ...]:
-        """Features (H+1, B, F), rewards, continues, log-probs and entropies (H, B)."""
-        ac, features, rewards, continues, log_probs, entropies = self.actor_critic, [], [], [], [], []
-        for _ in range(self.config.horizon):
-            feature = _autocast_dtype(self.world_model.features(state))
-            dist = ac.distribution(feature.detach())
+        """Features (H+1, B, F), rewards, continues, log-probs and entropies (H, B). Continuous
+        actions are reparameterised samples whose gradient flows back through the world model's steps;
+        discrete ones are REINFORCE's, so the steps need no graph."""
+        ac = self.actor_critic
+
+        def act(features: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            dist = ac.distribution(features.detach())
             action = dist.rsample() if ac.continuous else dist.sample()
-            with contextlib.nullcontext() if ac.continuous else torch.no_grad():
-                state, reward, cont = self.world_model.imagine(state, ac.to_env(action),
-                                                               temperature=self.config.temperature)
-            features.append(feature)
-            log_probs.append(dist.log_prob(action))
-            entropies.append(dist.entropy())
-            rewards.append(reward)
-            continues.append(cont.detach())  # DreamerV3 takes no gradient through its continue head either
-        features.append(_autocast_dtype(self.world_model.features(state)))
-        return tuple(torch.stack(x) for x in (features, rewards, continues, log_probs, entropies))
+            return ac.to_env(action), {"log_prob": dist.log_prob(action), "entropy": dist.entropy()}
+
+        dream = imagine(self.world_model, state, act, self.config.horizon, temperature=self.config.temperature,
+                        differentiable=ac.continuous, keep_features=True)
+        return dream.features, dream.rewards, dream.continues, dream.extras["log_prob"], dream.extras["entropy"]
 
     def _return_scale(self, returns: torch.Tensor) -> torch.Tensor:
         ac, decay = self.actor_critic, self.config.return_decay
@@ -258,12 +254,6 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: Dreamer
         index = torch.as_tensor(rng.integers(len(start_states[0]), size=batch_size), device=start_states[0].device)
         history.append(learner.train_step(select_state(start_states, index)))
     return learner.actor_critic, history
-
-
-def _autocast_dtype(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in the autocast dtype when autocast is on: cast once here, not by every layer that reads it."""
-    device = x.device.type
-    return x.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else x
 
 
 @contextlib.contextmanager

@@ -2,24 +2,26 @@
 
 - :func:`rollouts_for_confidence`: the number of imagined rollouts grows linearly with the
   model's confidence, from ``min_rollouts`` at ``low_confidence`` to ``max_rollouts`` at 1.
-- :func:`imagine`: all rollouts step together in the world model, under the current policy,
-  for a short horizon (model errors compound with length); a rollout stops at the step its
-  done head predicts termination.
+- :func:`imagine_transitions`: all rollouts step together in the world model (worldkit's one
+  imagination path), under the current policy, for a short horizon (model errors compound with
+  length); a rollout stops at the step its done head predicts termination.
 - :func:`per_trajectory_gae`: each rollout is its own trajectory. One that ended by predicted
   termination is worth nothing after it; one cut by the horizon bootstraps from the value of
   its own last state. A flat buffer of rollouts laid end to end (the seed's) would bootstrap
   the last step of one from the first state of the next, which is another trajectory.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from worldkit.controllers.rollout import compute_gae
-from worldkit.models.ensemble import DynamicsEnsemble, EnsembleState
+from worldkit.dream.imagine import imagine
+from worldkit.models.ensemble import DynamicsEnsemble
 
-__all__ = ["ImaginedRollouts", "imagine", "per_trajectory_gae", "rollouts_for_confidence"]
+__all__ = ["ImaginedRollouts", "imagine_transitions", "per_trajectory_gae", "rollouts_for_confidence"]
 
 
 def rollouts_for_confidence(confidence: float, min_rollouts: int, max_rollouts: int,
@@ -54,27 +56,27 @@ class ImaginedRollouts:
 
 
 @torch.no_grad()
-def imagine(model: DynamicsEnsemble, policy, start_obs: Tensor, horizon: int, *,
-            generator: torch.Generator | None = None, temperature: float = 1.0) -> ImaginedRollouts:
-    """Dream ``horizon`` steps from each raw start observation (N, obs_dim).
+def imagine_transitions(model: DynamicsEnsemble, policy, start_obs: Tensor, horizon: int, *,
+                        generator: torch.Generator | None = None, temperature: float = 1.0,
+                        shuffle: bool = False) -> ImaginedRollouts:
+    """Dream ``horizon`` steps from each raw start observation (N, obs_dim) with worldkit's one
+    :func:`~worldkit.dream.imagine.imagine`, ending a rollout where the done head predicts it.
 
     ``policy(raw_obs) -> actions`` samples the actions. With ``temperature`` > 0 each sample of
-    each step follows a randomly drawn ensemble member; 0 follows the members' mean.
+    each step follows a randomly drawn ensemble member; 0 follows the members' mean. ``shuffle``
+    is a control: every step keeps its own start and action but takes the predicted outcome (next
+    observation, reward, end) of another rollout, so the dreams tell PPO nothing about its actions.
     """
-    if horizon < 1:
-        raise ValueError(f"horizon must be at least 1, got {horizon}")
-    state = model.observe(model.initial_state(len(start_obs)), None, start_obs)
-    alive = torch.ones(len(start_obs))
-    steps: dict[str, list[Tensor]] = {key: [] for key in ("obs", "actions", "next_obs", "rewards", "terminated", "valid")}
-    for _ in range(horizon):
-        action = policy(state.obs)
-        next_state, reward, continue_prob = model.imagine(state, action, temperature=temperature, generator=generator)
-        terminated = (1.0 - continue_prob > model.hparams.done_threshold).float() * alive
-        for key, value in zip(steps, (state.obs, action, next_state.obs, reward, terminated, alive)):
-            steps[key].append(value)
-        alive = alive * (1.0 - terminated)
-        state = EnsembleState(next_state.obs)
-    return ImaginedRollouts(**{key: torch.stack(values) for key, values in steps.items()})
+    start = model.observe(model.initial_state(len(start_obs)), None, start_obs)
+    dream = imagine(model, start, policy, horizon, temperature=temperature, generator=generator,
+                    termination="threshold", threshold=model.hparams.done_threshold, keep_features=True)
+    rollouts = ImaginedRollouts(obs=dream.features[:-1], actions=dream.actions, next_obs=dream.features[1:],
+                                rewards=dream.rewards, terminated=dream.terminated, valid=dream.alive)
+    if shuffle:
+        order = torch.randperm(len(start_obs), generator=generator)
+        rollouts = dataclasses.replace(rollouts, **{key: getattr(rollouts, key)[:, order]
+                                                    for key in ("next_obs", "rewards", "terminated", "valid")})
+    return rollouts
 
 
 def per_trajectory_gae(rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, valid: Tensor,

@@ -28,14 +28,18 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
-from worldkit.controllers.imagination import imagine, per_trajectory_gae, rollouts_for_confidence
-from worldkit.controllers.normalize import EPSILON
+from worldkit.controllers.imagination import (
+    imagine_transitions,
+    per_trajectory_gae,
+    rollouts_for_confidence,
+)
 from worldkit.controllers.real_transitions import RecordTransitions, TransitionReplay
 from worldkit.controllers.rollout import PPOHook, Rollout, WeightedSamples
 from worldkit.intrinsic.adaptive_beta import AdaptiveBeta
 from worldkit.intrinsic.model_error import ModelErrorCuriosity
 from worldkit.intrinsic.rnd import RND
 from worldkit.models.ensemble import DynamicsEnsemble
+from worldkit.normalize import EPSILON
 
 __all__ = ["AdaptiveImagination", "ImaginationConfig"]
 
@@ -90,6 +94,10 @@ class ImaginationConfig:
     beta_threshold: float = 0.01
     beta_window: int = 5
     beta_max: float = 1.0
+    shuffle_dreams: bool = False
+    """a control: each imagined step takes the predicted outcome of another dream (same count, weight
+    and reward scale, but nothing about its own action), to tell the model's predictions from the
+    extra, noisy samples as the source of a gain"""
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -293,8 +301,8 @@ class AdaptiveImagination(PPOHook):
             self.metrics.update({"mbppo/imagined_steps": 0, "mbppo/imagination_time": time.perf_counter() - start})
             return None
         starts = recent[torch.randint(len(recent), (count,), generator=self.generator)]
-        dream = imagine(self.model, self._policy(agent), starts, cfg.horizon, generator=self.generator,
-                       temperature=cfg.temperature)
+        dream = imagine_transitions(self.model, self._policy(agent), starts, cfg.horizon, generator=self.generator,
+                                    temperature=cfg.temperature, shuffle=cfg.shuffle_dreams)
         samples = self._to_samples(agent, dream, ppo_config)
         valid = dream.valid.bool()
         self.metrics.update({

@@ -11,14 +11,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
-from worldkit.controllers.normalize import ArrayT, RunningMeanStd
-from worldkit.models.mlp import numpy_layers, numpy_relu
+from worldkit.nets import ACTIVATIONS, mlp, numpy_layers
+from worldkit.normalize import ArrayT, RunningMeanStd
 from worldkit.spaces import action_size, as_space, space_to_dict
 
 __all__ = ["MLP", "PPOAgent"]
 
 _LOG_2PI = math.log(2 * math.pi)
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 @checkpointable
@@ -219,24 +218,20 @@ def _check_supported(observation_space: gym.Space, action_space: gym.Space) -> N
 
 
 class MLP(nn.Module):
-    """Linear layers with tanh or relu between them, orthogonally initialised (CleanRL's scheme:
-    gain sqrt(2), ``out_gain`` for the last layer) unless ``out_gain`` is None.
+    """The actor's or critic's MLP: :func:`worldkit.nets.mlp` with tanh or relu, orthogonally
+    initialised (CleanRL's scheme, ``out_gain`` for the last layer) unless ``out_gain`` is None.
 
-    ``forward`` calls ``F.linear`` on the layers' weights instead of the layer modules: with
-    64-unit layers and one env, module-call overhead would cost about as much as the arithmetic.
+    Only its Linear layers are kept, as the ModuleList ``layers``: saved agents' keys are
+    ``layers.0.weight``, ``layers.1.weight``, ...
     """
 
     def __init__(self, n_in: int, hidden_sizes: Sequence[int], n_out: int, activation: str = "tanh",
                  out_gain: float | None = 1.0) -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        self.activation = _ACTIVATIONS[activation]
-        widths = [n_in, *hidden_sizes, n_out]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        for i, layer in enumerate(self.layers if out_gain is not None else ()):
-            nn.init.orthogonal_(layer.weight, out_gain if i == len(hidden_sizes) else math.sqrt(2))
-            nn.init.zeros_(layer.bias)
+        if activation not in ("relu", "tanh"):
+            raise ValueError(f"activation must be one of ['relu', 'tanh'], got {activation!r}")
+        _, self.activation, self._numpy_activation = ACTIVATIONS[activation]
+        self.layers = nn.ModuleList(mlp([n_in, *hidden_sizes, n_out], activation, orthogonal_gain=out_gain).linears)
 
     def forward(self, x: Tensor) -> Tensor:
         *hidden, last = self.layers
@@ -246,4 +241,4 @@ class MLP(nn.Module):
 
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
         """This MLP as a numpy function over views of its weights, for inference at one env step."""
-        return numpy_layers(self.layers, np.tanh if self.activation is torch.tanh else numpy_relu)
+        return numpy_layers(self.layers, self._numpy_activation)

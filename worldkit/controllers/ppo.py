@@ -27,10 +27,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from worldkit.controllers.normalize import EPSILON
 from worldkit.controllers.policy import PPOAgent
 from worldkit.controllers.rollout import PPOHook, Rollout, WeightedSamples, compute_gae
+from worldkit.data.driver import drive, summarize
 from worldkit.envs import EnvSpec, make_vector_env
+from worldkit.normalize import EPSILON
 
 __all__ = ["PPO", "PPOConfig", "PPO_PRESETS", "evaluate"]
 
@@ -583,7 +584,8 @@ def evaluate(
         seed: Seeds the env reset and the action sampling.
 
     Returns:
-        ``mean_return``, ``std_return``, ``mean_length`` and the per-episode ``returns`` and ``lengths``.
+        :func:`~worldkit.data.driver.summarize`'s schema (``mean_return``, ``std_return``,
+        ``mean_length``, the per-episode ``returns`` and ``lengths``, ...).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -598,34 +600,13 @@ def evaluate(
     _check_vector_env(envs)
     agent.check_spaces(envs.single_observation_space, envs.single_action_space)
 
-    n = envs.num_envs
-    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     generator = None if seed is None else torch.Generator().manual_seed(seed)
-    returns: list[float] = []
-    lengths: list[int] = []
-    episode_return, episode_length = np.zeros(n), np.zeros(n, dtype=np.int64)
     try:
-        obs, _ = envs.reset(seed=seed)
-        while len(returns) < episodes:
-            obs, reward, terminated, truncated, _ = envs.step(agent.act(obs, deterministic, generator).numpy())
-            episode_return += reward
-            episode_length += 1
-            for i in np.flatnonzero(terminated | truncated):
-                if quota[i] > 0:
-                    quota[i] -= 1
-                    returns.append(float(episode_return[i]))
-                    lengths.append(int(episode_length[i]))
-                episode_return[i], episode_length[i] = 0.0, 0
+        rows = drive(envs, lambda obs: agent.act(obs, deterministic, generator), episodes=episodes, seed=seed)
     finally:
         if owned:
             envs.close()
-    return {
-        "mean_return": float(np.mean(returns)),
-        "std_return": float(np.std(returns)),
-        "mean_length": float(np.mean(lengths)),
-        "returns": returns,
-        "lengths": lengths,
-    }
+    return summarize(rows)
 
 
 def _kl_stats(logratio: Tensor, clip_coef: float) -> dict[str, float]:

@@ -72,6 +72,15 @@ class PPOHook:
     def on_update_end(self, metrics: dict[str, float]) -> None:
         """Called after each update with its metrics; a hook may add entries (e.g. its own losses)."""
 
+    def state_dict(self) -> dict:
+        """What resuming needs beyond PPO's own state (tensors and plain values). PPO's already
+        holds the parameters of a hook that is an ``nn.Module`` (whose ``state_dict`` this is);
+        a plain hook with a model, an optimizer or counters returns them here. Empty by default."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`. Nothing to restore by default."""
+
 
 # ------------------------------------------------------------------------------------- rollout
 

@@ -18,8 +18,17 @@ from worldkit.data.lock import StoreLockedError
 from worldkit.data.store import EpisodeStore, StoreMismatchError
 
 if TYPE_CHECKING:
-    from worldkit.data.datamodules import EpisodeDataModule, SequenceDataModule, TransitionDataModule, split_episodes
-    from worldkit.data.datasets import EpisodeDataset, SequenceDataset, TransitionDataset
+    from worldkit.data.datamodules import (
+        EpisodeDataModule,
+        SequenceDataModule,
+        TransitionDataModule,
+        split_episodes,
+    )
+    from worldkit.data.datasets import (
+        EpisodeDataset,
+        SequenceDataset,
+        TransitionDataset,
+    )
     from worldkit.data.sampler import BlockShuffleSampler
 
 _LAZY = {

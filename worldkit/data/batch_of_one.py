@@ -12,12 +12,16 @@ from gymnasium.vector.utils import batch_space
 
 
 class BatchOfOne:
-    """Wrap ``env`` so that ``reset``/``step`` take and return batches of one."""
+    """Wrap ``env`` so that ``reset``/``step`` take and return batches of one.
+
+    With ``autoreset=False`` a finished episode is not reset (nor ``final_obs`` set): the caller
+    resets, with a seed of its choice for each episode.
+    """
 
     num_envs = 1
 
-    def __init__(self, env: gym.Env):
-        self.env = env
+    def __init__(self, env: gym.Env, autoreset: bool = True):
+        self.env, self.autoreset = env, autoreset
         self.single_observation_space = env.observation_space
         self.single_action_space = env.action_space
         self.action_space = batch_space(env.action_space, 1)
@@ -29,7 +33,7 @@ class BatchOfOne:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         obs, reward, terminated, truncated, _ = self.env.step(actions[0])
         infos = {}
-        if terminated or truncated:
+        if self.autoreset and (terminated or truncated):
             infos["final_obs"] = [np.array(obs)]
             obs, _ = self.env.reset()
         return np.array(obs)[None], np.array([reward]), np.array([terminated]), np.array([truncated]), infos

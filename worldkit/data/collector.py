@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from worldkit.data.batch_of_one import BatchOfOne
-from worldkit.data.policy import as_action_batch, resolve_policy
+from worldkit.data.driver import drive
+from worldkit.data.policy import resolve_policy
 from worldkit.data.store import METADATA, EpisodeStore
 from worldkit.data.writer import BackgroundWriter
 from worldkit.envs import make_env, make_vector_env, parse_spec
@@ -97,62 +97,14 @@ def _run(store, envs, policy, target, unit, seed, progress, setup) -> None:
     if held >= target:
         return
     env_seed, action_seed = (int(s) for s in np.random.SeedSequence([seed, len(store)]).generate_state(2))
-    envs.action_space.seed(action_seed)
-    act, description = resolve_policy(policy, envs.action_space)
-    episodes_ended = getattr(policy, "episodes_ended", None)
+    _, description = resolve_policy(policy, envs.action_space)
     store.record_collection(policy=description, seed=seed, target={f"{unit}s": target}, **setup)
-    obs, _ = envs.reset(seed=env_seed)
-    recorders = [_Recorder(obs[i]) for i in range(envs.num_envs)]
     writer = BackgroundWriter(store)
-    bar = tqdm(total=target, initial=held, unit=unit, desc=f"collect {store.env_spec}", disable=not progress)
     try:
-        while held < target:
-            actions = as_action_batch(act(obs), envs.action_space)
-            obs, reward, terminated, truncated, infos = envs.step(actions)
-            done = terminated | truncated
-            if episodes_ended is not None:
-                episodes_ended(done)
-            for i, recorder in enumerate(recorders):
-                if not done[i]:
-                    recorder.step(actions[i], reward[i], obs[i])
-                    continue
-                episode = recorder.finish(actions[i], reward[i], infos["final_obs"][i], terminated[i], truncated[i])
-                recorders[i] = _Recorder(obs[i])  # same-step autoreset: obs[i] starts the next episode
-                if held < target:
-                    writer.add(episode)
-                    gained = len(episode["action"]) if unit == "step" else 1
-                    held += gained
-                    bar.update(gained)
+        drive(envs, policy, **{f"{unit}s": target - held}, seed=env_seed, action_seed=action_seed,
+              on_episode=writer.add, progress=progress and f"collect {store.env_spec}")
     finally:
-        bar.close()
         writer.close()
-
-
-class _Recorder:
-    """The observations, actions and rewards of one env's running episode."""
-
-    def __init__(self, first_obs: np.ndarray):
-        self.obs = [first_obs]
-        self.action: list[np.ndarray] = []
-        self.reward: list[float] = []
-
-    def step(self, action: np.ndarray, reward: float, next_obs: np.ndarray) -> None:
-        self.action.append(action)
-        self.reward.append(reward)
-        self.obs.append(next_obs)
-
-    def finish(self, action, reward, final_obs, terminated: bool, truncated: bool) -> dict[str, np.ndarray]:
-        self.step(action, reward, final_obs)
-        length = len(self.action)
-        ends = np.zeros((2, length), dtype=bool)
-        ends[:, -1] = terminated, truncated
-        return {
-            "obs": np.stack(self.obs),
-            "action": np.stack(self.action),
-            "reward": np.asarray(self.reward, dtype=np.float32),
-            "terminated": ends[0],
-            "truncated": ends[1],
-        }
 
 
 def _existing_store(store: "EpisodeStore | str | os.PathLike", spec: str) -> "EpisodeStore | Path":

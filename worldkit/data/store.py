@@ -22,9 +22,10 @@ from worldkit.data.episode import (
     validate_episode,
     write_episode,
 )
-from worldkit.data.files import atomic_write, remove_temp_files, temp_path, write_temp
+from worldkit.data.files import remove_temp_files
 from worldkit.data.lock import StoreLockedError, WriterLock
 from worldkit.envs import parse_spec
+from worldkit.files import atomic_write, temp_path, write_temp
 from worldkit.spaces import space_from_dict, space_to_dict
 
 FORMAT = "worldkit-episodes"

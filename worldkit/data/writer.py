@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from worldkit.data.episode import Episode
-from worldkit.data.files import temp_path
 from worldkit.data.store import EpisodeStore
+from worldkit.files import temp_path
 
 
 class BackgroundWriter:

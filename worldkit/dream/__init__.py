@@ -1,7 +1,9 @@
-"""Running a policy through a world model: batched imagination, ``DreamEnv``, and acting in real envs."""
+"""Running a policy through a world model: one imagination path, ``DreamEnv``, and acting in real envs."""
 
+from worldkit.dream.driver import LoopEscape, WorldModelPolicy, evaluate_in_real_env
 from worldkit.dream.env import DreamEnv
+from worldkit.dream.imagine import Dream, imagine
 from worldkit.dream.latents import LatentEpisodes, LatentSequenceDataModule
-from worldkit.dream.rollout import DreamRollout, imagine_rollout
 
-__all__ = ["DreamEnv", "DreamRollout", "LatentEpisodes", "LatentSequenceDataModule", "imagine_rollout"]
+__all__ = ["Dream", "DreamEnv", "LatentEpisodes", "LatentSequenceDataModule", "LoopEscape", "WorldModelPolicy",
+           "evaluate_in_real_env", "imagine"]

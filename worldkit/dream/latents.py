@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from worldkit.data import EpisodeStore, split_episodes
+from worldkit.files import atomic_write
 from worldkit.models.vae import ConvVAE
 
 KEYS = ("mu", "logvar", "action", "reward", "terminated")
@@ -56,9 +57,7 @@ class LatentEpisodes:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {key: np.concatenate([e[key] for e in self.episodes]) for key in KEYS}
         lengths = np.array([len(e["action"]) for e in self.episodes])
-        temporary = path.with_name(path.name + ".tmp.npz")
-        np.savez(temporary, lengths=lengths, env_spec=np.array(self.env_spec), **arrays)
-        temporary.replace(path)
+        atomic_write(path, lambda file: np.savez(file, lengths=lengths, env_spec=np.array(self.env_spec), **arrays))
         return path
 
     @classmethod

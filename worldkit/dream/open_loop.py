@@ -58,3 +58,25 @@ def open_loop_error(model: WorldModel, episodes: list[dict[str, np.ndarray]], sc
         model_errors.append((((imagined - real) / scale) ** 2).mean(axis=all_but_horizon))
         still_errors.append((((last[:, None] - real) / scale) ** 2).mean(axis=all_but_horizon))
     return np.mean(model_errors, 0), np.mean(still_errors, 0)
+
+
+def open_loop_picture(model: WorldModel, episode: dict[str, np.ndarray], path, *, context: int = 5,
+                      horizon: int = 50) -> bool:
+    """Draw real against imagined over ``horizon`` steps after filtering ``context`` real ones:
+    frames for a pixel model, the first state dimensions otherwise. False (nothing drawn) when the
+    episode is too short."""
+    from worldkit.plots import filmstrip, open_loop_states
+
+    if len(episode["action"]) <= context + horizon:
+        return False
+    imagined, real, _ = open_loop(model, episode, context=context, horizon=horizon, stride=10**9)
+    imagined, real = imagined[0], real[0]
+    if getattr(model, "pixels", False):
+        picks = np.arange(0, horizon, 10)
+        frames = [(frame * 255).round().astype(np.uint8) for frame in [*real[picks], *imagined[picks]]]
+        filmstrip(frames, path, title=f"open loop, every 10th of {horizon} steps: real (left {len(picks)}), "
+                                      f"imagined (right {len(picks)})")
+    else:
+        open_loop_states(real, imagined, path, dimensions={f"state[{dim}]": dim for dim in range(min(4, real.shape[-1]))},
+                         title=f"open-loop prediction, {horizon} steps after {context} filtered, real actions")
+    return True

@@ -1,20 +1,21 @@
-"""Intrinsic Curiosity Module (Pathak et al., 2017) as a PPO hook: the PPO+ICM baseline.
+"""Intrinsic Curiosity Module (Pathak et al., 2017): the PPO+ICM baseline's curiosity.
 
 A feature encoder phi is trained by an inverse model (predict a from phi(s), phi(s')) so it keeps
 what the agent controls; a forward model predicts phi(s') from (phi(s), a), and its error is the
-curiosity bonus r_int = eta * ||phi(s') - f(phi(s), a)||^2 / 2. Unlike world-model-assisted PPO,
-the policy keeps reading the raw (normalised) observation.
+curiosity bonus r_int = eta * ||phi(s') - f(phi(s), a)||^2 / 2. The module knows transitions only;
+:class:`worldkit.controllers.curiosity_hook.ICMHook` plugs it into PPO.
 """
 
 import torch
 from torch import Tensor, nn
 
-from worldkit.controllers.rollout import PPOHook, Rollout
-from worldkit.models.mlp import mlp
+from worldkit.nets import mlp
+
+__all__ = ["ICM"]
 
 
-class ICM(nn.Module, PPOHook):
-    """Curiosity for continuous actions; its losses join PPO's optimisation.
+class ICM(nn.Module):
+    """Curiosity for continuous actions, from batches of transitions (B, ...).
 
     Args:
         obs_dim: Observation size.
@@ -34,21 +35,18 @@ class ICM(nn.Module, PPOHook):
         self.inverse = mlp([2 * feature_dim, hidden, action_dim])
         self.forward_model = mlp([feature_dim + action_dim, hidden, feature_dim])
 
-    @property
-    def name(self) -> str:
-        return "icm"
-
     def _forward_error(self, obs: Tensor, actions: Tensor, next_obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         phi, phi_next = self.phi(obs), self.phi(next_obs)
         predicted = self.forward_model(torch.cat([phi, actions], -1))
         return 0.5 * (predicted - phi_next.detach()).pow(2).sum(-1), phi, phi_next
 
     @torch.no_grad()
-    def intrinsic_reward(self, obs: Tensor, actions: Tensor, next_obs: Tensor, dones: Tensor) -> Tensor:
-        error, _, _ = self._forward_error(obs.flatten(0, 1), actions.flatten(0, 1), next_obs.flatten(0, 1))
-        return self.eta * error.view(obs.shape[:2])
+    def bonus(self, obs: Tensor, actions: Tensor, next_obs: Tensor) -> Tensor:
+        """The curiosity of each transition, eta times the forward model's error (B,)."""
+        return self.eta * self._forward_error(obs, actions, next_obs)[0]
 
-    def auxiliary_loss(self, minibatch: Rollout, features: Tensor) -> Tensor:
-        forward_error, phi, phi_next = self._forward_error(minibatch.obs, minibatch.actions, minibatch.next_obs)
-        inverse_error = (self.inverse(torch.cat([phi, phi_next], -1)) - minibatch.actions).pow(2).sum(-1)
+    def loss(self, obs: Tensor, actions: Tensor, next_obs: Tensor) -> Tensor:
+        """What trains ICM: the forward and inverse models' mean errors, weighted by ``forward_weight``."""
+        forward_error, phi, phi_next = self._forward_error(obs, actions, next_obs)
+        inverse_error = (self.inverse(torch.cat([phi, phi_next], -1)) - actions).pow(2).sum(-1)
         return self.forward_weight * forward_error.mean() + (1 - self.forward_weight) * inverse_error.mean()

@@ -11,8 +11,8 @@ the paper, so the random target sees inputs of unit scale.
 import torch
 from torch import Tensor, nn
 
-from worldkit.controllers.normalize import EPSILON, RunningMeanStd
-from worldkit.models.mlp import mlp
+from worldkit.nets import mlp
+from worldkit.normalize import EPSILON, RunningMeanStd
 
 __all__ = ["RND"]
 

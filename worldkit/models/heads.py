@@ -8,6 +8,9 @@ space, whose gradient does not grow with the size of the target (DreamerV3's rew
 import torch
 from torch import nn
 
+from worldkit.nets import MLP
+from worldkit.nets import mlp as build_mlp
+
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.log1p(x.abs())
@@ -17,14 +20,10 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
-def mlp(inputs: int, hidden: int, layers: int, outputs: int | None = None) -> nn.Sequential:
+def mlp(inputs: int, hidden: int, layers: int, outputs: int | None = None) -> MLP:
     """``layers`` x (Linear, LayerNorm, SiLU), then a Linear to ``outputs`` if given."""
-    modules: list[nn.Module] = []
-    for i in range(layers):
-        modules += [nn.Linear(inputs if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.SiLU()]
-    if outputs is not None:
-        modules.append(nn.Linear(hidden if layers else inputs, outputs))
-    return nn.Sequential(*modules)
+    widths = [inputs, *[hidden] * layers, *([] if outputs is None else [outputs])]
+    return build_mlp(widths, "silu", layer_norm=True, activate_output=outputs is None)
 
 
 class ScalarHead(nn.Module):

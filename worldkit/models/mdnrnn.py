@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
-from worldkit.models.mlp import mlp
+from worldkit.nets import mlp
 
 LOG_SQRT_2PI = 0.5 * torch.log(torch.tensor(2 * torch.pi)).item()
 

@@ -16,18 +16,16 @@ model is fitted standalone on transitions that carry rewards (``TransitionDataMo
 is deterministic and Markov: ``observe`` forgets the past and ``temperature`` changes nothing.
 """
 
-from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import gymnasium as gym
 import lightning as L
-import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
 from worldkit.models.protocol import world_model
+from worldkit.nets import mlp
 from worldkit.spaces import space_from_dict, space_to_dict
 
 
@@ -35,52 +33,6 @@ class MLPState(NamedTuple):
     """The latent z (B, latent_dim) of the current observation."""
 
     z: torch.Tensor
-
-
-class MLPStack(nn.Sequential):
-    """Linear layers with ReLU between them, as an ``nn.Sequential`` (so the state-dict keys are
-    ``0.weight``, ...), whose forward calls ``F.linear`` and ``relu`` directly: inside PPO the
-    model runs at every env step and every minibatch on 64-unit layers, where module-call
-    overhead would cost about as much as the arithmetic."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self:
-            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.relu(x)
-        return x
-
-    def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
-        """This stack as a numpy function over views of its weights, for inference at one env step."""
-        return numpy_layers([layer for layer in self if isinstance(layer, nn.Linear)], numpy_relu)
-
-
-def numpy_layers(layers: Sequence[nn.Linear], activation: Callable[[np.ndarray], np.ndarray]
-                 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Linear ``layers`` with ``activation`` between them, as a numpy function over views of
-    their weights (no copies: it sees the weights as the optimizer leaves them). For one row at a
-    time numpy costs a fraction of what torch does per call. Inference only."""
-    weights = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in layers]
-    *hidden, (last_weight, last_bias) = weights
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        for weight, bias in hidden:
-            x = activation(x @ weight + bias)
-        return x @ last_weight + last_bias
-
-    return forward
-
-
-def numpy_relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0, out=x)
-
-
-def mlp(sizes: list[int]) -> MLPStack:
-    """Linear layers with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(inputs, outputs))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return MLPStack(*layers)
 
 
 def _refresh_after_load(module: "LatentMLPWorldModel", incompatible_keys) -> None:

@@ -1,4 +1,4 @@
-"""RealEnvPolicy: a dream-trained controller acting on real frames through its world model."""
+"""WorldModelPolicy: a dream-trained controller acting on real frames through its world model."""
 
 import itertools
 
@@ -8,11 +8,10 @@ import torch
 
 from worldkit.controllers.cmaes import LinearController
 from worldkit.data import EpisodeStore, collect
-from worldkit.dream.real import LoopEscape, evaluate_in_real_env
-from worldkit.dream.real_env_policy import RealEnvPolicy
-from worldkit.models.vae_mdn import VAEMDNWorldModel
+from worldkit.dream.driver import LoopEscape, WorldModelPolicy, evaluate_in_real_env
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 
 
 @pytest.fixture
@@ -27,7 +26,7 @@ def frames(n: int, seed: int) -> np.ndarray:
 
 def test_each_env_keeps_its_own_state_and_a_new_episode_starts_fresh(world_model):
     controller = LinearController(world_model.feature_dim, 3).load_vector(torch.randn(world_model.feature_dim * 3 + 3))
-    policy = RealEnvPolicy(world_model, controller.act)
+    policy = WorldModelPolicy(world_model, controller.act)
     first, second = frames(2, 0), frames(2, 1)
     actions = policy.act(first)
     before = policy.state
@@ -47,7 +46,7 @@ def test_each_env_keeps_its_own_state_and_a_new_episode_starts_fresh(world_model
 def test_a_controller_collects_real_sidewalk_episodes(world_model, tmp_path):
     controller = LinearController(world_model.feature_dim, 3)  # all-zero logits: always action 0
     store = collect(tmp_path / "store", "miniworld:Sidewalk", episodes=2, num_envs=2, seed=3,
-                    policy=RealEnvPolicy(world_model, controller.act), progress=False)
+                    policy=WorldModelPolicy(world_model, controller.act), progress=False)
     assert isinstance(store, EpisodeStore) and len(store) == 2
     assert all((e["action"] == 0).all() for e in store)
 

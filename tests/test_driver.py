@@ -1,0 +1,74 @@
+"""The one acting driver: real envs stepped by any policy, whole episodes out, one result schema."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from worldkit.data.driver import drive, succeeded, summarize
+from worldkit.dream.driver import WorldModelPolicy, evaluate_in_real_env
+from worldkit.envs import make_vector_env
+from worldkit.models import DynamicsEnsemble
+
+
+def test_seeded_episodes_are_reproducible_and_whole():
+    episodes = []
+    with gym.make("CartPole-v1") as env:
+        rows = drive(env, None, seeds=[3, 4, 3], on_episode=episodes.append)
+    assert [row["length"] for row in rows] == [len(e["action"]) for e in episodes]
+    assert [row["return"] for row in rows] == [float(e["reward"].sum()) for e in episodes]
+    for episode in episodes:
+        assert len(episode["obs"]) == len(episode["action"]) + 1
+        assert episode["terminated"][-1] or episode["truncated"][-1]
+        assert not (episode["terminated"][:-1].any() or episode["truncated"][:-1].any())
+    np.testing.assert_array_equal(episodes[0]["obs"], episodes[2]["obs"])  # same seed, same episode
+    np.testing.assert_array_equal(episodes[0]["action"], episodes[2]["action"])
+    assert not np.array_equal(episodes[0]["obs"][0], episodes[1]["obs"][0])
+
+
+def test_max_steps_cuts_an_episode_as_truncated():
+    episodes = []
+    with gym.make("CartPole-v1") as env:
+        rows = drive(env, lambda obs: np.zeros(len(obs), dtype=np.int64), seeds=[0, 1], max_steps=5,
+                     on_episode=episodes.append)
+    assert all(row["length"] <= 5 for row in rows)
+    assert all(e["truncated"][-1] or e["terminated"][-1] for e in episodes)
+
+
+def test_a_vector_env_splits_the_episodes_between_its_envs():
+    """Short episodes finish first; a quota per env keeps them from being over-counted."""
+    envs = make_vector_env("CartPole-v1", 2)
+    try:
+        rows = drive(envs, None, episodes=6, seed=0)
+    finally:
+        envs.close()
+    assert len(rows) == 6
+    result = summarize(rows)
+    assert result["episodes"] == 6 and result["mean_length"] == np.mean([r["length"] for r in rows])
+    assert result["std_return"] == pytest.approx(np.std(result["returns"], ddof=1))
+
+
+def test_the_success_rule_needs_a_paid_termination():
+    ends = {"terminated": np.array([False, True]), "truncated": np.array([False, False])}
+    assert succeeded({**ends, "reward": np.array([0.0, 1.0])})
+    assert not succeeded({**ends, "reward": np.array([1.0, 0.0])})
+    assert not succeeded({"terminated": np.array([False, False]), "truncated": np.array([False, True]),
+                          "reward": np.array([0.0, 1.0])})
+
+
+def test_a_policy_may_act_in_numpy_as_stable_baselines3_predict_does():
+    """A world-model policy whose controller returns numpy (SB3's ``predict``) acts and is observed."""
+    env = gym.make("Pendulum-v1")
+    model = DynamicsEnsemble(env.observation_space, env.action_space, ensemble_size=2, hidden_sizes=(8,))
+    calls = []
+
+    def numpy_controller(features: torch.Tensor) -> np.ndarray:
+        calls.append(features.shape)
+        return np.full((len(features), 1), 5.0, dtype=np.float32)  # beyond the bounds: the env gets 2.0
+
+    result = evaluate_in_real_env(model, numpy_controller, env, 2, seed=0, max_steps=7)
+    env.close()
+    assert result["lengths"] == [7, 7] and calls[0] == (1, 3)
+    policy = WorldModelPolicy(model, numpy_controller)
+    assert policy.act(np.zeros((1, 3), dtype=np.float32)).tolist() == [[2.0]]
+    assert policy.last_action.tolist() == [[5.0]]  # the model observes what the controller chose

@@ -1,0 +1,160 @@
+"""The one acting driver: a policy steps real envs, and whole episodes come out.
+
+Collection, evaluation, videos and online agents all act through :func:`drive`, so they agree on
+how an env is stepped, when an episode ends, what an episode holds and when it succeeded.
+
+A policy is None (uniform random actions), a callable ``obs_batch -> actions`` or an object with
+``act(obs_batch)``; actions may be numpy arrays or torch tensors. A policy with memory (one reading
+a world model's state) may also have ``episodes_ended(done)``, called after every step with the
+mask of envs whose episode just ended (and once before the first step, with every env starting).
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from worldkit.data.batch_of_one import BatchOfOne
+from worldkit.data.policy import as_action_batch, resolve_policy
+
+Episode = dict[str, np.ndarray]
+"""``obs`` (T + 1, ...), ``action`` (T, ...), ``reward`` (T,), ``terminated`` and ``truncated`` (T,),
+as an :class:`~worldkit.data.EpisodeStore` takes it"""
+
+
+def succeeded(episode: Episode) -> bool:
+    """An episode succeeds when it is terminated (not truncated) with a positive last reward, as
+    MiniWorld's tasks pay only on reaching the goal. The one success rule of worldkit."""
+    return bool(episode["terminated"][-1] and episode["reward"][-1] > 0)
+
+
+def summarize(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one result schema of a set of episodes: ``episodes``, ``mean_return``, ``std_return``
+    (sample std, 0 for one episode), ``mean_length``, ``success_rate`` and the per-episode
+    ``returns``, ``lengths`` and ``successes`` (with any other per-episode keys, listed too)."""
+    if not summaries:
+        raise ValueError("no episode finished: nothing to summarize")
+    plural = {"return": "returns", "length": "lengths", "success": "successes"}
+    per_episode = {plural.get(key, key): [row[key] for row in summaries] for key in summaries[0]}
+    returns = np.asarray(per_episode["returns"], dtype=np.float64)
+    return {"episodes": len(summaries), "mean_return": float(returns.mean()),
+            "std_return": float(returns.std(ddof=1)) if len(returns) > 1 else 0.0,
+            "mean_length": float(np.mean(per_episode["lengths"])),
+            "success_rate": float(np.mean(per_episode["successes"])), **per_episode}
+
+
+def drive(envs: "gym.Env | gym.vector.VectorEnv | BatchOfOne", policy: Any = None, *, episodes: int | None = None,
+          steps: int | None = None, seed: int | None = None, seeds: Iterable[int] | None = None,
+          action_seed: int | None = None, max_steps: int | None = None, on_episode: Callable[[Episode], None] | None = None,
+          progress: "bool | str" = False) -> list[dict[str, Any]]:
+    """Step ``envs`` with ``policy`` until ``episodes`` episodes, or episodes of ``steps`` steps in
+    all, have finished; an episode still running then is dropped. Episodes are split evenly between
+    the envs of a vector env, so that short episodes are not over-counted.
+
+    Args:
+        envs: a gymnasium Env (stepped as a batch of one) or a SAME_STEP-autoreset vector env.
+        policy: None (random), a callable, or an object with ``act`` (see the module's docstring).
+        episodes: how many episodes to finish. Give this or ``steps``.
+        steps: how many steps of finished episodes to gather.
+        seed: seeds the first reset.
+        seeds: one reset seed per episode, in order (a single env only): each episode is
+            reproducible on its own, whichever process runs it.
+        action_seed: seeds the random actions of ``policy=None`` (default: the first reset's seed;
+            with ``seeds``, each episode's own).
+        max_steps: cut each episode after this many steps, as truncated (a single env only).
+        on_episode: gets each finished episode whole.
+        progress: a progress bar (its description, if a string).
+
+    Returns:
+        One row per finished episode: ``return``, ``length`` and ``success``.
+    """
+    seeds = None if seeds is None else [int(s) for s in seeds]
+    if seeds is not None and episodes is None and steps is None:
+        episodes = len(seeds)
+    if (steps is None) == (episodes is None):
+        raise ValueError("give exactly one of steps= or episodes=")
+    if seeds is not None and (episodes is None or len(seeds) < episodes):
+        raise ValueError(f"seeds gives {len(seeds)} reset seeds; one per episode is needed (episodes={episodes})")
+    target = episodes if episodes is not None else steps
+    if target < 1:
+        raise ValueError(f"episodes and steps must be at least 1, got {target}")
+    single = isinstance(envs, gym.Env)
+    if not single and (seeds is not None or max_steps is not None):
+        raise ValueError("seeds= and max_steps= step a single env: pass a gymnasium Env")
+    if single:
+        envs = BatchOfOne(envs, autoreset=seeds is None and max_steps is None)
+    first_seed = seeds[0] if seeds is not None else seed
+    action_seed = first_seed if action_seed is None else action_seed
+    if policy is None and action_seed is not None:
+        envs.action_space.seed(action_seed)
+    act, _ = resolve_policy(policy, envs.action_space)
+    episodes_ended = getattr(policy, "episodes_ended", None)
+
+    n = envs.num_envs
+    quota = np.full(n, np.inf) if episodes is None else np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    obs, _ = envs.reset(seed=first_seed)
+    if episodes_ended is not None:
+        episodes_ended(np.ones(n, dtype=bool))
+    recorders = [_Recorder(obs[i]) for i in range(n)]
+    finished: list[dict[str, Any]] = []
+    done_so_far = 0
+    bar = tqdm(total=target, unit="episode" if episodes is not None else "step",
+               desc=progress if isinstance(progress, str) else None, disable=not progress)
+    try:
+        while done_so_far < target:
+            actions = as_action_batch(act(obs), envs.action_space)
+            obs, reward, terminated, truncated, infos = envs.step(actions)
+            if max_steps is not None and len(recorders[0].action) + 1 >= max_steps:
+                truncated = truncated | ~terminated
+            done = terminated | truncated
+            if episodes_ended is not None:
+                episodes_ended(done)
+            for i, recorder in enumerate(recorders):
+                if not done[i]:
+                    recorder.step(actions[i], reward[i], obs[i])
+                    continue
+                final_obs = infos["final_obs"][i] if "final_obs" in infos else obs[i]
+                episode = recorder.finish(actions[i], reward[i], final_obs, terminated[i], truncated[i])
+                if done_so_far < target and quota[i] > 0:
+                    quota[i] -= 1
+                    finished.append({"return": float(episode["reward"].sum()), "length": len(episode["action"]),
+                                     "success": succeeded(episode)})
+                    if on_episode is not None:
+                        on_episode(episode)
+                    gained = 1 if episodes is not None else len(episode["action"])
+                    done_so_far += gained
+                    bar.update(min(gained, target - bar.n))
+                if "final_obs" not in infos and done_so_far < target:  # no autoreset: the next episode starts here
+                    next_seed = seeds[len(finished)] if seeds is not None else None
+                    if policy is None and next_seed is not None:
+                        envs.action_space.seed(next_seed)
+                    obs, _ = envs.reset(seed=next_seed)
+                    if episodes_ended is not None:
+                        episodes_ended(np.ones(n, dtype=bool))
+                recorders[i] = _Recorder(obs[i])  # same-step autoreset: obs[i] starts the next episode
+    finally:
+        bar.close()
+    return finished
+
+
+class _Recorder:
+    """The observations, actions and rewards of one env's running episode."""
+
+    def __init__(self, first_obs: np.ndarray):
+        self.obs = [first_obs]
+        self.action: list[np.ndarray] = []
+        self.reward: list[float] = []
+
+    def step(self, action: np.ndarray, reward: float, next_obs: np.ndarray) -> None:
+        self.action.append(action)
+        self.reward.append(reward)
+        self.obs.append(next_obs)
+
+    def finish(self, action, reward, final_obs, terminated: bool, truncated: bool) -> Episode:
+        self.step(action, reward, final_obs)
+        ends = np.zeros((2, len(self.action)), dtype=bool)
+        ends[:, -1] = terminated, truncated
+        return {"obs": np.stack(self.obs), "action": np.stack(self.action),
+                "reward": np.asarray(self.reward, dtype=np.float32), "terminated": ends[0], "truncated": ends[1]}
