@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -71,7 +72,8 @@ class OnlineDreamer:
         run_dir: The run folder (``state.pt``, ``evaluations.jsonl``, metrics, pictures, checkpoints).
     """
 
-    def __init__(self, config: Any, env, model: RSSM, learner: DreamerLearner, store: EpisodeStore, run_dir: Path):
+    def __init__(self, config: Any, env: gym.Env, model: RSSM, learner: DreamerLearner, store: EpisodeStore,
+                 run_dir: Path):
         self.config, self.env, self.model, self.learner, self.store = config, env, model, learner, store
         self.run_dir = Path(run_dir)
         self.model_optimizer = model.configure_optimizers()

@@ -4,7 +4,7 @@ whole state (PPO's and its hooks') every so many steps, and resume from it after
 import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,10 +15,14 @@ from worldkit.runs.folder import check_same_settings, sweep_run_dir
 from worldkit.runs.schedules import Every
 from worldkit.tracking import RunLogger
 
+if TYPE_CHECKING:
+    from worldkit.controllers.ppo import PPOConfig
+    from worldkit.envs import EnvSpec
+
 __all__ = ["open_ppo_run", "train_ppo_in_run"]
 
 
-def open_ppo_run(config: Any, spec, seed: int, resumable: Iterable[str]):
+def open_ppo_run(config: Any, spec: "EnvSpec", seed: int, resumable: Iterable[str]) -> "tuple[Path, PPOConfig, Any]":
     """A PPO recipe's run folder, PPO config and vector env for one seed, refusing before any work
     a folder that holds other settings or an env whose observations are not a flat state.
 
