@@ -58,11 +58,13 @@ def test_evaluation_rows_after_the_saved_step_are_forgotten_on_resume(tmp_path):
     log = EvaluationLog(path)
     for step in (10, 20, 30):
         log.append({"step": step, "mean_return": float(step)})
-    assert EvaluationLog(path).rows == read_jsonl(path) == log.rows
+    assert EvaluationLog(path, saved_step=30).rows == read_jsonl(path) == log.rows
     resumed = EvaluationLog(path, saved_step=20)
     assert [row["step"] for row in resumed.rows] == [row["step"] for row in read_jsonl(path)] == [10, 20]
     resumed.append({"step": 30, "mean_return": 3.0})
     assert [row["step"] for row in read_jsonl(path)] == [10, 20, 30]
+    fresh = EvaluationLog(path)  # no saved state: what a killed sitting logged before saving is redone
+    assert fresh.rows == read_jsonl(path) == []
 
 
 class CountingHook(PPOHook):

@@ -35,13 +35,14 @@ class EvaluationLog:
     Args:
         path: The file.
         saved_step: The step of the state the run resumes from; rows after it are dropped. None for
-            a fresh run, whose rows are whatever the file already holds.
+            a fresh run: rows a killed sitting wrote before its first save are dropped too (their
+            updates are redone).
     """
 
     def __init__(self, path: Path, saved_step: int | None = None):
         self.path = Path(path)
-        if saved_step is not None:
-            drop_rows_after(saved_step, self.path)
+        if saved_step is not None or self.path.exists():
+            drop_rows_after(-1 if saved_step is None else saved_step, self.path)
         self.rows = read_jsonl(self.path)
 
     def append(self, row: dict) -> None:
