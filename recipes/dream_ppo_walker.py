@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -33,7 +32,7 @@ from worldkit.envs import make_env, parse_spec
 from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.plots import learning_curves
 from worldkit.runs import read_jsonl, save_atomically
-from worldkit.spaces import check_compatible
+from worldkit.spaces import check_compatible, require_flat_box
 from worldkit.tracking import RunLogger, check_wandb_mode
 from worldkit.training import TrainerConfig, make_trainer
 
@@ -81,8 +80,7 @@ def main(config: Config) -> dict:
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     torch.set_num_threads(config.torch_threads)
     probe = make_env(spec)
-    if not isinstance(probe.observation_space, gym.spaces.Box) or len(probe.observation_space.shape) != 1:
-        raise ValueError(f"this recipe takes state observations (a flat Box); {spec} gives {probe.observation_space}")
+    require_flat_box(probe.observation_space, f"this recipe (on {spec})")
     run_dir = Path(config.run_dir)
     model = None
     if config.world_model is not None:

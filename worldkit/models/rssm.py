@@ -22,9 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from worldkit.checkpoints import checkpointable
-from worldkit.models.protocol import world_model
 from worldkit.models.heads import ScalarHead, mlp, symexp, symlog
-from worldkit.spaces import space_from_dict, space_to_dict
+from worldkit.models.protocol import world_model
+from worldkit.spaces import action_size, space_from_dict, space_to_dict
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"deter": 64, "stoch": 8, "classes": 8, "hidden": 64, "layers": 1, "cnn_depth": 8},
@@ -347,6 +347,4 @@ def _check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None
     if len(shape) == 3 and (shape[0] % 16 or shape[1] % 16):
         raise ValueError(f"the RSSM's CNN needs frame height and width divisible by 16, got {shape}: "
                          "make the env with size=(64, 64)")
-    if not (isinstance(action_space, gym.spaces.Discrete)
-            or isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
-        raise ValueError(f"the RSSM takes 1-D Box or Discrete actions, not {action_space}")
+    action_size(action_space, "the RSSM")
