@@ -158,6 +158,9 @@ def test_real_env_evaluation_in_workers_matches_one_process(dream_model, tmp_pat
     assert result["returns"] == [episode["return"] for episode in here]
     assert result["escapes"] == [episode["escapes"] for episode in here]
     assert result["mean_length"] == sum(result["lengths"]) / 2
+    in_process = evaluate_in_env(dream_model, controller, "miniworld:Sidewalk", 2, seed=5, workers=1, progress=False,
+                                 **escape)
+    assert in_process == result and torch.get_num_threads() == threads  # the same episodes, and no thread change
 
 
 def test_a_killed_worker_fails_the_evaluation_instead_of_hanging(dream_model):

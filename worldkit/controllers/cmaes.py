@@ -295,7 +295,8 @@ def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_s
                     seed: int = 0, workers: int = 2, size: tuple[int, int] | None = None,
                     escape: int = 0, escape_actions: "list[float] | None" = None,
                     progress: bool = True) -> dict[str, Any]:
-    """Run ``episodes`` real episodes (seeds ``seed``, ``seed + 1``, ...) in ``workers`` processes.
+    """Run ``episodes`` real episodes (seeds ``seed``, ``seed + 1``, ...) in ``workers`` processes
+    (one worker: in this process).
 
     The controller acts on the world model's features of the real frames. An episode succeeds
     when it is terminated with a positive last reward (MiniWorld's tasks pay only on success).
@@ -313,6 +314,12 @@ def evaluate_in_env(world_model: WorldModel, controller: LinearController, env_s
     if escape and not isinstance(world_model.action_space, gym.spaces.Discrete):
         raise ValueError(f"escaping loops draws Discrete actions; this world model acts in {world_model.action_space}")
     LoopEscape(escape, action_size(world_model.action_space), escape_actions)  # bad values fail here, not in a worker
+    if min(workers, episodes) == 1:  # no pool: a spawned worker costs seconds of imports
+        from worldkit.envs import make_env
+
+        with make_env(env_spec, size=size) as env:
+            return summarize([_episode(world_model, controller, env, seed + i, escape, escape_actions)
+                              for i in tqdm(range(episodes), desc=f"evaluate in {env_spec}", disable=not progress)])
     with tempfile.TemporaryDirectory(prefix="worldkit-eval-") as folder:
         model_dir = save_pretrained(world_model, Path(folder) / "world_model", command="evaluate_in_env")
         controller_dir = save_pretrained(controller, Path(folder) / "controller", command="evaluate_in_env")
@@ -351,11 +358,15 @@ def _start_worker(env_spec: str, size: tuple[int, int] | None, model_dir: str, c
 
 
 def _run_episode(seed: int) -> dict[str, Any]:
-    world_model, controller = _WORKER["world_model"], _WORKER["controller"]
-    generator = torch.Generator().manual_seed(seed)  # the episode's action samples, whichever worker runs it
-    window, actions = _WORKER["escape"]
-    escape = LoopEscape(window, action_size(world_model.action_space), actions, generator) if window else None
-    result = evaluate_in_real_env(world_model, lambda features: controller.act(features, generator), _WORKER["env"],
-                                  seed=seed, escape=escape)
+    return _episode(_WORKER["world_model"], _WORKER["controller"], _WORKER["env"], seed, *_WORKER["escape"])
+
+
+def _episode(world_model: WorldModel, controller: LinearController, env: gym.Env, seed: int, escape: int,
+             escape_actions: "list[float] | None") -> dict[str, Any]:
+    """One real episode, reproducible from its seed alone, whichever process runs it."""
+    generator = torch.Generator().manual_seed(seed)  # the episode's action samples
+    loop_escape = LoopEscape(escape, action_size(world_model.action_space), escape_actions, generator) if escape else None
+    result = evaluate_in_real_env(world_model, lambda features: controller.act(features, generator), env,
+                                  seed=seed, escape=loop_escape)
     return {"return": result["returns"][0], "length": result["lengths"][0], "success": result["successes"][0],
             "escapes": result["escapes"][0]}
