@@ -34,7 +34,7 @@ from worldkit.config import parse_config
 from worldkit.controllers.dreamer import DreamerLearner
 from worldkit.models.rssm import RSSM
 from worldkit.runs.dreamer import DreamerRunConfig as Config
-from worldkit.runs.dreamer import compile_loops, train_step
+from worldkit.runs.dreamer import compile_loops, resolved, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--obs", nargs="+", default=["state", "pixels"])
     parser.add_argument("--name", default=None, help="results file stem after dreamer_update_time_")
     args, recipe_flags = parser.parse_known_args()
-    config = parse_config(Config, recipe_flags)
+    config = resolved(parse_config(Config, recipe_flags))
     torch.set_num_threads(config.torch_threads)
     args.device, args.precision = config.device, config.precision
     owed = (config.total_steps - config.prefill) * config.train_ratio / (config.batch_size * config.sequence_length)

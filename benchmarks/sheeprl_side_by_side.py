@@ -100,7 +100,7 @@ def run_worldkit(config: Config, out: Path) -> dict:
     run_dir = out / "worldkit"
     shutil.rmtree(run_dir, ignore_errors=True)  # the recipe would resume a finished run in no time
     command = [sys.executable, str(ROOT / "recipes" / "dreamer_dmc_walker.py"), f"--run_dir={run_dir}",
-               f"--total_steps={config.env_steps}", f"--prefill={config.prefill}",
+               "--preset=dreamerv3", "--device=cpu", f"--total_steps={config.env_steps}", f"--prefill={config.prefill}",
                f"--train_ratio={512 * config.replay_ratio}", f"--action_repeat={ACTION_REPEAT}",
                f"--batch_size={BATCH}", f"--sequence_length={LENGTH}", "--size=XS", "--dreamer.hidden=256",
                "--dreamer.layers=1", f"--eval_every={config.env_steps}", "--eval_episodes=1", f"--seed={config.seed}",

@@ -43,7 +43,8 @@ class Config:
 
 
 def run_grid(config: Config) -> None:
-    pending = [(env, method, seed) for env in config.envs for method in config.methods for seed in config.seeds
+    # seed by seed, so that a grid stopped part-way has the same seeds of every env and method
+    pending = [(env, method, seed) for seed in config.seeds for env in config.envs for method in config.methods
                if not (_run_path(config, env, method, seed) / "summary.json").exists()]
     running: list[subprocess.Popen] = []
     while pending or running:

@@ -1,24 +1,18 @@
-"""Dreamer online on dm-control walker-walk: collect, train the RSSM, train the actor-critic in
-imagination, repeat.
+"""Dreamer on dm-control walker-walk: ``recipes/dreamer.py`` with this task and run folder.
 
     python recipes/dreamer_dmc_walker.py                      # state observations, 100k env steps
     python recipes/dreamer_dmc_walker.py --obs=pixels         # 64x64 frames
     python recipes/dreamer_dmc_walker.py --help               # every flag
 
-Episodes go to ``<run_dir>/replay`` (an EpisodeStore, so they survive a crash); every
-``eval_every`` env steps the actor is scored in the real env and the whole training state is
-saved. A killed run started again with the same flags resumes from its last saved state (the
-episodes collected since then are kept). Writes metrics (JSONL/CSV), evaluations, a learning
-curve, an open-loop prediction picture, and the RSSM and actor-critic as checkpoints. The loop
-itself is :class:`worldkit.runs.dreamer.OnlineDreamer`.
+See ``recipes/dreamer.py`` for the presets, the files a run writes and how it resumes.
 """
 
 from dataclasses import dataclass
 
-from worldkit.config import parse_config
 from worldkit.runs.dreamer import (
     DreamerRunConfig,
     compile_loops,
+    parse_dreamer_config,
     run_dreamer,
     train_step,
 )
@@ -28,7 +22,10 @@ __all__ = ["Config", "compile_loops", "main", "train_step"]
 
 @dataclass
 class Config(DreamerRunConfig):
-    """Online Dreamer (RSSM + actor-critic in imagination) on a dm-control task."""
+    """Online Dreamer (RSSM + actor-critic in imagination) on dm-control walker-walk."""
+
+    env: str = "dmc:walker-walk"
+    run_dir: str = "runs/dreamer_dmc_walker"
 
 
 def main(config: Config) -> dict:
@@ -36,4 +33,4 @@ def main(config: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_config(Config))
+    main(parse_dreamer_config(Config))

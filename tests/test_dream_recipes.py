@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,22 +13,25 @@ import pytest
 import torch
 
 from worldkit.checkpoints import from_pretrained
-from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig, DreamerLearner
+from worldkit.controllers.dreamer import DreamerAgent, DreamerConfig, DreamerLearner
 from worldkit.models.rssm import RSSM
+from worldkit.runs.dreamer import DreamerRunConfig, preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_DREAMER = ["--prefill=1000", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
+TINY_DREAMER = ["--preset=tiny", "--prefill=1000", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
                 "--sequence_length=16", "--eval_every=2000", "--dreamer.hidden=32", "--dreamer.layers=1"]
 TINY_DREAM_PPO = ["--data_steps=600", "--model.max_steps=10", "--model.val_check_interval=5", "--size=tiny",
                   "--ppo.total_steps=512", "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=2",
                   "--ppo.update_epochs=1", "--horizon=32", "--eval_episodes=2", "--start_episodes=20"]
 
 
-def run_recipe(name: str, run_dir: Path, *flags: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_recipe(name: str, run_dir: Path, *flags: str, timeout: float = 300,
+               env: "dict[str, str] | None" = None) -> subprocess.CompletedProcess:
     """The recipe as a user runs it: a fresh process, flags on the command line."""
     command = [sys.executable, str(ROOT / "recipes" / name), f"--run_dir={run_dir}", "--wandb_mode=disabled",
                "--progress=False", *flags]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def load_recipe(name: str):
@@ -56,8 +60,8 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming" in second.stdout and "at 2000 env steps" in second.stdout
     for name in ["metrics.jsonl", "metrics.csv", "evaluations.jsonl", "summary.json", "learning_curve.png",
-                 "open_loop.png", "checkpoints/world_model/model.safetensors",
-                 "checkpoints/actor_critic/model.safetensors"]:
+                 "open_loop.png", "evaluation.mp4", "checkpoints/world_model/model.safetensors",
+                 "checkpoints/agent/model.safetensors"]:
         assert (tmp_path / name).exists(), name
     evaluations = [json.loads(line) for line in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
     assert [row["step"] for row in evaluations] == [2000, 3000]
@@ -69,14 +73,44 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     assert (model.cfg["hidden"], model.cfg["deter"]) == (32, 64)  # --hidden over the tiny preset's 64
     assert evaluations[-1]["updates"] > evaluations[0]["updates"] > 0
     assert isinstance(from_pretrained(tmp_path / "checkpoints" / "world_model"), RSSM)
-    assert isinstance(from_pretrained(tmp_path / "checkpoints" / "actor_critic"), DreamerActorCritic)
+    agent = from_pretrained(tmp_path / "checkpoints" / "agent")
+    assert isinstance(agent, DreamerAgent) and agent.env_spec == "dmc:walker-walk"
+    torch.testing.assert_close(agent.actor_critic.state_dict(), torch.load(tmp_path / "state.pt")["learner"]["actor_critic"])
     with pytest.raises(ValueError, match="holds a run with other settings.*model_lr"):
         recipe_main("dreamer_dmc_walker.py", tmp_path, "--total_steps=3000", *TINY_DREAMER, "--model_lr=0.1")
 
 
+@pytest.mark.parametrize("env, flags, frames", [
+    ("gym:Hopper-v4", ["--envs=2"], True),                       # MuJoCo state, two envs collecting, rendered video
+    ("miniworld:Sidewalk", [], True),                            # pixels, Discrete actions
+    ("WorldkitCorridor-v0", ["--env_module=user_envs"], False),  # a user's own env, which cannot render
+])
+def test_dreamer_runs_on_every_family_and_its_agent_acts(tmp_path, env, flags, frames):
+    result = run_recipe("dreamer.py", tmp_path, f"--env={env}", "--preset=tiny", "--total_steps=400", "--prefill=200",
+                        *flags, env={"PYTHONPATH": str(ROOT / "tests")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "updates of 4 x 16" in result.stdout  # the budget line, printed before the run
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["env_steps"] >= 400 and summary["updates"] > 0 and np.isfinite(summary["final_eval_return"])
+    assert (tmp_path / "evaluation.mp4").exists() == frames
+    agent = from_pretrained(tmp_path / "checkpoints" / "agent")
+    assert isinstance(agent, DreamerAgent) and agent.env_spec == summary["env"]
+    if env.startswith("gym:"):  # loaded in a fresh process, the agent plays its env
+        assert agent.evaluate(episodes=1, seed=3)["episodes"] == 1
+
+
 def test_dreamer_recipe_refuses_bad_input_before_work(tmp_path):
-    with pytest.raises(ValueError, match="dm-control"):
-        recipe_main("dreamer_dmc_walker.py", tmp_path, "--env=Walker2d-v4")
+    with pytest.raises(ValueError, match="flat state vector"):
+        recipe_main("dreamer.py", tmp_path, "--env=gym:Blackjack-v1")
+    with pytest.raises(ValueError, match="Unknown environment"):
+        recipe_main("dreamer.py", tmp_path, "--env=gym:Walker3d-v4")
+    with pytest.raises(ValueError, match="env_module=no_such_package"):
+        recipe_main("dreamer.py", tmp_path, "--env_module=no_such_package")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="finds no GPU"):
+            recipe_main("dreamer.py", tmp_path, "--device=cuda")
+    with pytest.raises(ValueError, match="unknown Dreamer preset"):
+        preset_config(DreamerRunConfig, "huge")
     with pytest.raises(ValueError, match="size must be one of"):
         load_recipe("dreamer_dmc_walker.py").Config(size="huge", run_dir=str(tmp_path))
     with pytest.raises(ValueError, match="deter must be at least 1"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldkit.data.driver import drive, succeeded, summarize
+from worldkit.data.driver import Driver, drive, succeeded, summarize
 from worldkit.dream.driver import WorldModelPolicy, evaluate_in_real_env
 from worldkit.envs import make_vector_env
 from worldkit.models import DynamicsEnsemble
@@ -46,6 +46,28 @@ def test_a_vector_env_splits_the_episodes_between_its_envs():
     result = summarize(rows)
     assert result["episodes"] == 6 and result["mean_length"] == np.mean([r["length"] for r in rows])
     assert result["std_return"] == pytest.approx(np.std(result["returns"], ddof=1))
+
+
+def test_a_driver_carries_running_episodes_over_from_one_call_to_the_next():
+    """An online agent collects a chunk at a time: no step is lost between chunks, and every
+    episode that finishes is kept, whichever env finished it."""
+    envs = make_vector_env("CartPole-v1", 2, seed=0)
+    driver, episodes = Driver(envs, seed=0), []
+    try:
+        rows = [row for _ in range(20) for row in driver.run(None, rounds=7, on_episode=episodes.append)]
+        zeros = lambda obs: np.zeros(len(obs), dtype=np.int64)  # noqa: E731 - the policy may change between calls
+        rows += driver.run(zeros, rounds=30, on_episode=episodes.append)
+    finally:
+        envs.close()
+    running = sum(len(recorder.action) for recorder in driver.recorders)
+    assert sum(row["length"] for row in rows) + running == 2 * (20 * 7 + 30)  # every step is in one episode
+    assert len(rows) == len(episodes) > 4
+    for episode in episodes:
+        assert episode["terminated"][-1] or episode["truncated"][-1]
+        assert len(episode["obs"]) == len(episode["action"]) + 1
+    assert episodes[-1]["action"][-1] == 0  # the last chunk's policy acted
+    with pytest.raises(ValueError, match="exactly one"):
+        driver.run(None, rounds=1, steps=5)
 
 
 def test_the_success_rule_needs_a_paid_termination():

@@ -43,6 +43,8 @@ __all__ = [
     "SpaceMismatchError",
     "UnknownClassError",
     "UnsafeCheckpointError",
+    "build",
+    "describe",
     "checkpointable",
     "from_pretrained",
     "save_pretrained",
@@ -273,6 +275,21 @@ def from_pretrained(
             if value is not None and getattr(module, key, None) is None:
                 setattr(module, key, value)
     return module.to(map_location).eval()
+
+
+def describe(module: torch.nn.Module) -> dict[str, Any]:
+    """``{"class": name, "hparams": ...}`` of a :func:`checkpointable` module: what :func:`build`
+    rebuilds it from (with fresh weights), for a module that holds others (an agent's parts)."""
+    name = _class_name(type(module))
+    if _REGISTRY.get(name) is not type(module):
+        raise CheckpointError(f"{name} is not registered: decorate the class with @worldkit.checkpoints.checkpointable")
+    return {"class": name, "hparams": _json_data(dict(module.hparams), f"{name}.hparams", "pass plain values to __init__")}
+
+
+def build(description: Mapping[str, Any]) -> torch.nn.Module:
+    """A fresh module of a registered class from :func:`describe`'s description."""
+    cls = _resolve_class(str(description["class"]), None, Path("<description>"))
+    return cls(**description["hparams"])
 
 
 def _from_pretrained_of_class(cls, dir_or_name: str | os.PathLike, **kwargs: Any) -> torch.nn.Module:

@@ -267,3 +267,70 @@ def frozen(module: Any) -> Iterator[None]:
     finally:
         for parameter in parameters:
             parameter.requires_grad_(True)
+
+
+@checkpointable
+class DreamerAgent(nn.Module):
+    """A world model and the actor-critic trained in its dream, saved and loaded as one agent.
+
+    ``from_pretrained(folder)`` gives it back ready to act: :meth:`policy` filters real
+    observations through the world model and acts on its features, as in training.
+
+    Args:
+        world_model: :func:`~worldkit.checkpoints.describe` of the world model (any registered class).
+        actor_critic: the :class:`DreamerActorCritic`'s hparams.
+    """
+
+    def __init__(self, world_model: dict[str, Any], actor_critic: dict[str, Any]):
+        super().__init__()
+        from worldkit.checkpoints import build
+
+        self.hparams = {"world_model": world_model, "actor_critic": actor_critic}
+        self.world_model = build(world_model)
+        self.actor_critic = DreamerActorCritic(**actor_critic)
+
+    @classmethod
+    def of(cls, world_model: WorldModel, actor_critic: DreamerActorCritic) -> "DreamerAgent":
+        """An agent holding copies of these two (their weights, on the CPU)."""
+        from worldkit.checkpoints import describe
+
+        agent = cls(describe(world_model), dict(actor_critic.hparams))
+        agent.world_model.load_state_dict(world_model.state_dict())
+        agent.actor_critic.load_state_dict(actor_critic.state_dict())
+        agent.env_spec = getattr(world_model, "env_spec", None)
+        return agent.eval()
+
+    @property
+    def env_spec(self) -> "str | None":
+        return getattr(self.world_model, "env_spec", None)
+
+    @env_spec.setter
+    def env_spec(self, value: "str | None") -> None:
+        self.world_model.env_spec = value
+
+    @property
+    def observation_space(self) -> gym.Space:
+        return self.world_model.observation_space
+
+    @property
+    def action_space(self) -> gym.Space:
+        return self.world_model.action_space
+
+    def policy(self, deterministic: bool = True) -> Any:
+        """A policy for :func:`~worldkit.data.driver.drive` (one world-model state per env)."""
+        from worldkit.dream.driver import WorldModelPolicy
+
+        return WorldModelPolicy(self.world_model, lambda features: self.actor_critic.act(features, deterministic))
+
+    def evaluate(self, env: "gym.Env | str | None" = None, episodes: int = 10, *, seed: int = 0,
+                 deterministic: bool = True, on_episode: Any = None) -> dict[str, Any]:
+        """Real episodes in ``env`` (default: the env it was trained on); the result schema of
+        :func:`~worldkit.data.driver.summarize`."""
+        from worldkit.dream.driver import evaluate_in_real_env
+
+        if env is None:
+            if self.env_spec is None:
+                raise ValueError("this agent does not record its env: pass env=")
+            env = self.env_spec
+        return evaluate_in_real_env(self.world_model, lambda f: self.actor_critic.act(f, deterministic), env, episodes,
+                                    seed=seed, on_episode=on_episode)

@@ -73,70 +73,117 @@ def drive(envs: "gym.Env | gym.vector.VectorEnv | BatchOfOne", policy: Any = Non
     seeds = None if seeds is None else [int(s) for s in seeds]
     if seeds is not None and episodes is None and steps is None:
         episodes = len(seeds)
-    if (steps is None) == (episodes is None):
-        raise ValueError("give exactly one of steps= or episodes=")
     if seeds is not None and (episodes is None or len(seeds) < episodes):
         raise ValueError(f"seeds gives {len(seeds)} reset seeds; one per episode is needed (episodes={episodes})")
-    target = episodes if episodes is not None else steps
-    if target < 1:
-        raise ValueError(f"episodes and steps must be at least 1, got {target}")
-    single = isinstance(envs, gym.Env)
-    if not single and (seeds is not None or max_steps is not None):
-        raise ValueError("seeds= and max_steps= step a single env: pass a gymnasium Env")
-    if single:
-        envs = BatchOfOne(envs, autoreset=seeds is None and max_steps is None)
-    first_seed = seeds[0] if seeds is not None else seed
-    action_seed = first_seed if action_seed is None else action_seed
-    if policy is None and action_seed is not None:
-        envs.action_space.seed(action_seed)
-    act, _ = resolve_policy(policy, envs.action_space)
-    episodes_ended = getattr(policy, "episodes_ended", None)
+    driver = Driver(envs, seed=seed, seeds=seeds, max_steps=max_steps, action_seed=action_seed)
+    return driver.run(policy, episodes=episodes, steps=steps, on_episode=on_episode, progress=progress)
 
-    n = envs.num_envs
-    quota = np.full(n, np.inf) if episodes is None else np.array([episodes // n + (i < episodes % n) for i in range(n)])
-    obs, _ = envs.reset(seed=first_seed)
-    if episodes_ended is not None:
-        episodes_ended(np.ones(n, dtype=bool))
-    recorders = [_Recorder(obs[i]) for i in range(n)]
-    finished: list[dict[str, Any]] = []
-    done_so_far = 0
-    bar = tqdm(total=target, unit="episode" if episodes is not None else "step",
-               desc=progress if isinstance(progress, str) else None, disable=not progress)
-    try:
-        while done_so_far < target:
-            actions = as_action_batch(act(obs), envs.action_space)
-            obs, reward, terminated, truncated, infos = envs.step(actions)
-            if max_steps is not None and len(recorders[0].action) + 1 >= max_steps:
-                truncated = truncated | ~terminated
-            done = terminated | truncated
+
+class Driver:
+    """Steps envs across calls: an episode still running when :meth:`run` returns goes on in the
+    next call (as an online agent collects, a chunk at a time between its updates), and the policy
+    may change from one call to the next (random actions, then the agent's).
+
+    Args:
+        envs: a gymnasium Env (stepped as a batch of one) or a SAME_STEP-autoreset vector env.
+        seed: seeds the first reset.
+        seeds: one reset seed per episode, in order (a single env only).
+        action_seed: seeds the random actions of ``policy=None`` (default: the first reset's seed).
+        max_steps: cut each episode after this many steps, as truncated (a single env only).
+    """
+
+    def __init__(self, envs: "gym.Env | gym.vector.VectorEnv | BatchOfOne", *, seed: int | None = None,
+                 seeds: "list[int] | None" = None, action_seed: int | None = None, max_steps: int | None = None):
+        single = isinstance(envs, gym.Env)
+        if not single and (seeds is not None or max_steps is not None):
+            raise ValueError("seeds= and max_steps= step a single env: pass a gymnasium Env")
+        if single:
+            envs = BatchOfOne(envs, autoreset=seeds is None and max_steps is None)
+        self.envs, self.seeds, self.max_steps = envs, seeds, max_steps
+        self.first_seed = seeds[0] if seeds is not None else seed
+        self.action_seed = self.first_seed if action_seed is None else action_seed
+        self.obs: np.ndarray | None = None
+        self.recorders: list[_Recorder] = []
+
+    @property
+    def num_envs(self) -> int:
+        return self.envs.num_envs
+
+    def run(self, policy: Any = None, *, episodes: int | None = None, steps: int | None = None,
+            rounds: int | None = None, on_episode: Callable[[Episode], None] | None = None,
+            progress: "bool | str" = False) -> list[dict[str, Any]]:
+        """Step until ``episodes`` more episodes, or episodes of ``steps`` more steps, have finished
+        (see :func:`drive`), or for ``rounds`` steps of every env, keeping every episode that
+        finishes (as an online agent collects); the rows of the episodes finished in this call."""
+        if sum(x is not None for x in (episodes, steps, rounds)) != 1:
+            raise ValueError("give exactly one of steps=, episodes= or rounds=")
+        target = next(x for x in (episodes, steps, rounds) if x is not None)
+        if target < 1:
+            raise ValueError(f"episodes and steps must be at least 1, got {target}")
+        envs, n = self.envs, self.envs.num_envs
+        act, _ = resolve_policy(policy, envs.action_space)
+        episodes_ended = getattr(policy, "episodes_ended", None)
+        if self.obs is None:
+            if policy is None and self.action_seed is not None:
+                envs.action_space.seed(self.action_seed)
+            self.obs, _ = envs.reset(seed=self.first_seed)
             if episodes_ended is not None:
-                episodes_ended(done)
-            for i, recorder in enumerate(recorders):
-                if not done[i]:
-                    recorder.step(actions[i], reward[i], obs[i])
-                    continue
-                final_obs = infos["final_obs"][i] if "final_obs" in infos else obs[i]
-                episode = recorder.finish(actions[i], reward[i], final_obs, terminated[i], truncated[i])
-                if done_so_far < target and quota[i] > 0:
-                    quota[i] -= 1
-                    finished.append({"return": float(episode["reward"].sum()), "length": len(episode["action"]),
-                                     "success": succeeded(episode)})
-                    if on_episode is not None:
-                        on_episode(episode)
-                    gained = 1 if episodes is not None else len(episode["action"])
-                    done_so_far += gained
-                    bar.update(min(gained, target - bar.n))
-                if "final_obs" not in infos and done_so_far < target:  # no autoreset: the next episode starts here
-                    next_seed = seeds[len(finished)] if seeds is not None else None
-                    if policy is None and next_seed is not None:
-                        envs.action_space.seed(next_seed)
-                    obs, _ = envs.reset(seed=next_seed)
-                    if episodes_ended is not None:
-                        episodes_ended(np.ones(n, dtype=bool))
-                recorders[i] = _Recorder(obs[i])  # same-step autoreset: obs[i] starts the next episode
-    finally:
-        bar.close()
-    return finished
+                episodes_ended(np.ones(n, dtype=bool))
+            self.recorders = [_Recorder(self.obs[i]) for i in range(n)]
+        quota = np.full(n, np.inf) if episodes is None else np.array([episodes // n + (i < episodes % n) for i in range(n)])
+        finished: list[dict[str, Any]] = []
+        done_so_far = 0
+        unit = "episode" if episodes is not None else "step" if steps is not None else "round"
+        bar = tqdm(total=target, unit=unit, desc=progress if isinstance(progress, str) else None, disable=not progress)
+        try:
+            while done_so_far < target:
+                if rounds is not None:
+                    done_so_far += 1
+                    bar.update(1)
+                actions = as_action_batch(act(self.obs), envs.action_space)
+                obs, reward, terminated, truncated, infos = envs.step(actions)
+                if self.max_steps is not None and len(self.recorders[0].action) + 1 >= self.max_steps:
+                    truncated = truncated | ~terminated
+                done = terminated | truncated
+                if episodes_ended is not None:
+                    episodes_ended(done)
+                for i, recorder in enumerate(self.recorders):
+                    if not done[i]:
+                        recorder.step(actions[i], reward[i], obs[i])
+                        continue
+                    final_obs = infos["final_obs"][i] if "final_obs" in infos else obs[i]
+                    episode = recorder.finish(actions[i], reward[i], final_obs, terminated[i], truncated[i])
+                    if rounds is not None:
+                        finished.append(_row(episode))
+                        if on_episode is not None:
+                            on_episode(episode)
+                    elif done_so_far < target and quota[i] > 0:
+                        quota[i] -= 1
+                        finished.append(_row(episode))
+                        if on_episode is not None:
+                            on_episode(episode)
+                        gained = 1 if episodes is not None else len(episode["action"])
+                        done_so_far += gained
+                        bar.update(min(gained, target - bar.n))
+                    if "final_obs" not in infos and (done_so_far < target or rounds is not None):
+                        # no autoreset: the next episode starts here
+                        next_seed = self.seeds[len(finished)] if self.seeds is not None else None
+                        if policy is None and next_seed is not None:
+                            envs.action_space.seed(next_seed)
+                        obs, _ = envs.reset(seed=next_seed)
+                        if episodes_ended is not None:
+                            episodes_ended(np.ones(n, dtype=bool))
+                    self.recorders[i] = _Recorder(obs[i])  # same-step autoreset: obs[i] starts the next episode
+                self.obs = obs
+                if "final_obs" not in infos and done.any() and done_so_far >= target and rounds is None:
+                    self.obs = None  # an env without autoreset that is not reset: the next call resets it
+        finally:
+            bar.close()
+        return finished
+
+
+def _row(episode: Episode) -> dict[str, Any]:
+    return {"return": float(episode["reward"].sum()), "length": len(episode["action"]), "success": succeeded(episode)}
 
 
 class _Recorder:

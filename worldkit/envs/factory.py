@@ -120,8 +120,11 @@ def _make_gym(spec: EnvSpec, height: int, width: int, repeat: int, **kwargs) -> 
     if spec.obs == "pixels":
         env = gym.make(spec.gym_id, render_mode="rgb_array", width=width, height=height, **kwargs)
         return PixelObservation(_repeat(env, repeat))
-    if kwargs.get("render_mode") == "rgb_array":  # state env that can also show itself
-        kwargs = {"width": width, "height": height, **kwargs}
+    if kwargs.get("render_mode") == "rgb_array" and "width" not in kwargs:  # state env that can also show itself
+        try:  # MuJoCo envs take a render size; others render at their own
+            return _state_float32(_repeat(gym.make(spec.gym_id, width=width, height=height, **kwargs), repeat))
+        except TypeError:
+            pass
     return _state_float32(_repeat(gym.make(spec.gym_id, **kwargs), repeat))
 
 

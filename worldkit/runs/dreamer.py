@@ -1,10 +1,18 @@
-"""Dreamer online: collect whole episodes, train the world model and the actor-critic at a replay
-ratio, evaluate in the real env, and resume after a kill from the last saved state.
+"""Dreamer online, on any env: collect with one or several envs, train the world model and the
+actor-critic at a replay ratio, evaluate in the real env, and resume after a kill from the last
+saved state.
 
 The episodes live in an :class:`~worldkit.data.EpisodeStore` (they survive a crash); every
 ``eval_every`` env steps the actor is scored and the whole training state is saved atomically.
+At the end the world model and actor are saved together as one agent
+(:class:`~worldkit.controllers.dreamer.DreamerAgent`), and the last evaluation episode as a video.
 """
 
+import argparse
+import copy
+import dataclasses
+import importlib
+import sys
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,19 +25,25 @@ import torch
 from tqdm.auto import tqdm
 
 from worldkit.checkpoints import save_pretrained
-from worldkit.controllers.dreamer import DreamerConfig, DreamerLearner
+from worldkit.config import parse_config
+from worldkit.controllers.dreamer import DreamerAgent, DreamerConfig, DreamerLearner
 from worldkit.data import EpisodeStore
 from worldkit.data.datasets import SequenceDataset
-from worldkit.dream.driver import WorldModelPolicy, drive, evaluate_in_real_env
+from worldkit.data.driver import Driver
+from worldkit.dream.driver import WorldModelPolicy, evaluate_in_real_env
 from worldkit.dream.open_loop import open_loop_picture
-from worldkit.envs import make_env, parse_spec
+from worldkit.envs import make_env, make_vector_env, parse_spec
 from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.runs.files import EvaluationLog, save_atomically, write_json
 from worldkit.runs.folder import check_same_settings
 from worldkit.runs.schedules import Every, Ratio
 from worldkit.tracking import RunLogger, check_wandb_mode
 
-__all__ = ["DreamerRunConfig", "OnlineDreamer", "compile_loops", "run_dreamer", "sample_batch", "train_step"]
+__all__ = ["DREAMER_PRESETS", "DreamerRunConfig", "OnlineDreamer", "compile_loops", "parse_dreamer_config",
+           "run_dreamer", "sample_batch", "train_step"]
+
+PIXEL_SIZE = (64, 64)
+"""frames the RSSM's CNN reads (height and width divisible by 16), for every family"""
 
 
 def train_step(model: RSSM, optimizer, learner: DreamerLearner, batch: dict) -> dict[str, float]:
@@ -62,19 +76,20 @@ class OnlineDreamer:
     """Dreamer's online loop in a run folder.
 
     Args:
-        config: The recipe's settings: ``total_steps``, ``action_repeat``, ``prefill``, ``train_ratio``,
-            ``batch_size``, ``sequence_length``, ``eval_every``, ``eval_episodes``, ``seed``, ``device``,
-            ``precision`` (``"32"`` or ``"bf16"``), ``progress`` and ``wandb_mode``; saved as the run's config.
-        env: The real env (its action repeat applied), for collecting and evaluating.
+        config: The run's settings (:class:`DreamerRunConfig`, its ``auto`` values resolved); saved
+            as the run's config.
+        envs: The vector env that collects (its action repeat applied).
+        eval_env: The env the actor is scored in.
         model: The RSSM, on ``config.device``.
         learner: The actor-critic's learner on ``model``.
         store: Where the episodes go; a resumed run's episodes are already in it.
         run_dir: The run folder (``state.pt``, ``evaluations.jsonl``, metrics, pictures, checkpoints).
     """
 
-    def __init__(self, config: Any, env: gym.Env, model: RSSM, learner: DreamerLearner, store: EpisodeStore,
-                 run_dir: Path):
-        self.config, self.env, self.model, self.learner, self.store = config, env, model, learner, store
+    def __init__(self, config: "DreamerRunConfig", envs: gym.vector.VectorEnv, eval_env: gym.Env, model: RSSM,
+                 learner: DreamerLearner, store: EpisodeStore, run_dir: Path):
+        self.config, self.envs, self.eval_env, self.model, self.learner, self.store = \
+            config, envs, eval_env, model, learner, store
         self.run_dir = Path(run_dir)
         self.model_optimizer = model.configure_optimizers()
         self.evaluate_now = Every(config.eval_every)
@@ -83,6 +98,8 @@ class OnlineDreamer:
         self.seconds_before = 0.0  # wall-clock of earlier sittings (not counting time lost to a kill after a save)
         self.sitting_start = time.perf_counter()
         self.rng = np.random.default_rng([config.seed, len(store)])
+        self.driver = Driver(envs, seed=config.seed + len(store))
+        self.policy = WorldModelPolicy(model, learner.actor_critic.act)
 
     @property
     def state_file(self) -> Path:
@@ -111,8 +128,8 @@ class OnlineDreamer:
         self.sitting_start = time.perf_counter()
 
     def run(self) -> dict[str, Any]:
-        """Collect, train and evaluate until ``total_steps`` env steps, then write the checkpoints,
-        learning curve, open-loop picture and ``summary.json``; returns the summary."""
+        """Collect, train and evaluate until ``total_steps`` env steps, then write the agent,
+        learning curve, open-loop picture, evaluation video and ``summary.json``; returns the summary."""
         config, run_dir = self.config, self.run_dir
         saved_step = None
         if self.state_file.exists():
@@ -124,29 +141,31 @@ class OnlineDreamer:
         bar = tqdm(total=config.total_steps, initial=min(self.env_steps, config.total_steps), unit="env step",
                    desc=f"Dreamer on {self.store.env_spec}", disable=not config.progress)
         while self.env_steps < config.total_steps:
-            [episode] = self._collect_episode()
-            bar.update(min(episode["length"] * config.action_repeat, config.total_steps - bar.n))
-            self.logger.log({"train/episode_return": episode["return"]}, step=self.env_steps)
+            before = self.env_steps
+            for episode in self._collect():
+                self.logger.log({"train/episode_return": episode["return"]}, step=self.env_steps)
+            bar.update(max(0, min(self.env_steps, config.total_steps) - before))
             self._train_owed()
             if self.evaluate_now(self.env_steps) or self.env_steps >= config.total_steps:
-                row = self._evaluate()
+                row = self._evaluate(video=self.env_steps >= config.total_steps and config.video)
                 bar.set_postfix(eval_return=f"{row['mean_return']:.0f}")
                 save_atomically(self.state_dict(), self.state_file)
         bar.close()
         self.store.close()
         summary = self._write_artifacts()
         self.logger.finish()
-        self.env.close()
+        self.envs.close()
+        self.eval_env.close()
         return summary
 
-    def _collect_episode(self) -> list[dict]:
-        """One whole episode into the store, acting with the actor on filtered states (random actions
-        while prefilling). Training waits for the episode's end: the replay holds whole episodes only."""
-        prefilling = self.env_steps < self.config.prefill
-        policy = None if prefilling else WorldModelPolicy(self.model, self.learner.actor_critic.act)
+    def _collect(self) -> list[dict]:
+        """Step every env ``collect_steps`` times, acting with the actor on filtered states (random
+        actions while prefilling); the episodes that finished go to the store. Episodes still
+        running go on in the next call; training waits for their end, as the replay holds whole
+        episodes only."""
+        policy = None if self.env_steps < self.config.prefill else self.policy
         with torch.no_grad():
-            return drive(self.env, policy, episodes=1, seeds=[self.config.seed + len(self.store)],
-                         on_episode=self.store.add)
+            return self.driver.run(policy, rounds=self.config.collect_steps, on_episode=self.store.add)
 
     def _train_owed(self) -> None:
         config, owed = self.config, self.owed.owed(self.env_steps)
@@ -161,21 +180,29 @@ class OnlineDreamer:
             if self.updates % 10 == 0:
                 self.logger.log(metrics, step=self.env_steps)
 
-    def _evaluate(self) -> dict:
-        result = evaluate_in_real_env(self.model, partial(self.learner.actor_critic.act, deterministic=True), self.env,
-                                      self.config.eval_episodes, seed=10_000 + self.config.seed)
-        row = {"step": self.env_steps, "mean_return": result["mean_return"], "updates": self.updates,
-               "seconds": round(self.seconds, 1)}
+    def _evaluate(self, video: bool = False) -> dict:
+        frames: list[np.ndarray] = []
+        record = _FrameRecorder(self.eval_env, frames) if video else None
+        result = evaluate_in_real_env(self.model, partial(self.learner.actor_critic.act, deterministic=True),
+                                      record or self.eval_env, self.config.eval_episodes,
+                                      seed=10_000 + self.config.seed)
+        row = {"step": self.env_steps, "mean_return": result["mean_return"], "std_return": result["std_return"],
+               "episodes": result["episodes"], "updates": self.updates, "seconds": round(self.seconds, 1)}
+        if any(result["successes"]):
+            row["success_rate"] = result["success_rate"]
         self.evaluations.append(row)
         self.logger.log({"eval/mean_return": row["mean_return"]}, step=self.env_steps)
+        if frames:
+            write_video(frames, self.run_dir / "evaluation.mp4", fps=30)
         return row
 
     def _write_artifacts(self) -> dict[str, Any]:
         run_dir, rows = self.run_dir, self.evaluations.rows
-        summary = {"env_steps": self.env_steps, "updates": self.updates,
+        summary = {"env": self.store.env_spec, "env_steps": self.env_steps, "updates": self.updates,
                    "wall_clock_seconds": round(self.seconds, 1),
                    "final_eval_return": rows[-1]["mean_return"] if rows else None}
-        for part, module in (("world_model", self.model), ("actor_critic", self.learner.actor_critic)):
+        agent = DreamerAgent.of(self.model, self.learner.actor_critic)
+        for part, module in (("agent", agent), ("world_model", self.model)):
             self.logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=summary),
                                        f"{run_dir.name}-{part}".replace("_", "-"), summary)
         if rows:
@@ -191,20 +218,85 @@ class OnlineDreamer:
         return summary
 
 
+class _FrameRecorder(gym.Wrapper):
+    """Keeps the frames of the episodes it steps: the observations of a pixel env, the renders of
+    a state env made with ``render_mode="rgb_array"``."""
+
+    def __init__(self, env: gym.Env, frames: list[np.ndarray]):
+        super().__init__(env)
+        self.frames = frames
+
+    def _keep(self, obs: Any) -> None:
+        obs = np.asarray(obs)
+        if obs.ndim == 3 and obs.dtype == np.uint8:
+            self.frames.append(obs)
+            return
+        if self.frames is None:
+            return
+        try:
+            frame = self.env.render()
+        except Exception as error:  # noqa: BLE001 - any env's renderer: the video is dropped, not the run
+            print(f"no evaluation video: the env could not render ({error!r})")
+            self.frames.clear()
+            self.frames = None
+            return
+        if frame is not None:
+            self.frames.append(np.asarray(frame))
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._keep(obs)
+        return obs, info
+
+    def step(self, action):
+        out = self.env.step(action)
+        self._keep(out[0])
+        return out
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
+    """An mp4 of uint8 HWC frames (through imageio's ffmpeg), written whole or not at all."""
+    import imageio.v2 as imageio
+
+    from worldkit.files import temp_path
+
+    tmp = temp_path(path).with_suffix(".mp4")
+    with imageio.get_writer(tmp, fps=fps, macro_block_size=1) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    tmp.replace(path)
+    return path
+
+
 @dataclass
 class DreamerRunConfig:
-    """Online Dreamer (RSSM + actor-critic in imagination) on a dm-control task."""
+    """Online Dreamer (RSSM + actor-critic in imagination) on any worldkit env."""
 
     env: str = "dmc:walker-walk"
-    obs: Literal["state", "pixels"] = "state"
+    """any worldkit env id: gym:Walker2d-v4, dmc:walker-walk, miniworld:Sidewalk, or any registered gymnasium id"""
+    env_module: str | None = None
+    """a module to import first, which registers the env with gymnasium (e.g. mypkg.envs)"""
+    obs: Literal["state", "pixels"] | None = None
+    """observations: state or pixels (64x64 frames); None: the env's own (pixels for MiniWorld)"""
+    preset: Literal["auto", "cpu", "dreamerv3", "tiny"] = "auto"
+    """settings to start from (flags override them): cpu (a tiny model at replay ratio 256, what a
+    2-core CPU trains in hours), dreamerv3 (DreamerV3's size S, for a GPU), tiny (smoke tests);
+    auto: dreamerv3 where a GPU is found, cpu elsewhere"""
+    envs: int = 1
+    """environments collecting at once; the replay ratio counts every env's steps"""
+    vectorization: Literal["auto", "sync", "async"] = "auto"
+    """async runs each env in its own process (auto: async for several pixel envs, sync otherwise)"""
+    collect_steps: int = 16
+    """steps of every env between two rounds of training"""
     total_steps: int = 100_000
     """env steps (action repeats included), DreamerV3's 100k benchmark budget"""
-    action_repeat: int = 2
+    action_repeat: int | None = None
+    """env steps each action is held for (None: 2 on dm-control, as Dreamer does; 1 elsewhere)"""
     prefill: int = 5_000
     """env steps of random actions before training starts"""
-    train_ratio: float = 512.0
+    train_ratio: float = 256.0
     """replayed steps per env step, action repeats counted (so with a repeat of 2, 256 here replays 512
-    steps per policy step): updates = env steps * ratio / (batch * length)"""
+    steps per policy step, DreamerV3's ratio): updates = env steps * ratio / (batch * length)"""
     batch_size: int = 16
     sequence_length: int = 64
     size: str = "S"
@@ -222,59 +314,191 @@ class DreamerRunConfig:
     eval_every: int = 10_000
     """env steps between real evaluations (and saved states)"""
     eval_episodes: int = 1
+    video: bool = True
+    """save the final evaluation's episodes as evaluation.mp4"""
     seed: int = 0
-    run_dir: str = "runs/dreamer_dmc_walker"
+    run_dir: str = "runs/dreamer"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
     progress: bool = True
     torch_threads: int = 1
-    device: str = "cpu"
-    """where the RSSM and actor-critic train: cpu or cuda"""
-    precision: Literal["32", "bf16"] = "32"
+    device: str = "auto"
+    """where the RSSM and actor-critic train: auto (the GPU if there is one), cpu, cuda, cuda:1, ..."""
+    precision: Literal["auto", "32", "bf16"] = "32"
     """bf16: updates under bfloat16 autocast (weights, distributions and losses stay float32), as
-    DreamerV3 trains; 2-3x faster updates on CPUs with AVX512-BF16 or AMX"""
+    DreamerV3 trains; auto: bf16 on a GPU and on CPUs with bfloat16 instructions (AVX512-BF16, AMX)"""
     compile: bool = False
     """torch.compile the RSSM's filtering loop and the imagination loop: minutes of compiling at the
-    start, then fewer, fused kernels per update (the tiny model's updates ~1.4x faster on this CPU)"""
+    start, then fewer, fused kernels per update (the tiny model's updates ~1.4x faster on a CPU)"""
     dreamer: DreamerConfig = field(default_factory=lambda: DreamerConfig(hidden=512, layers=2))
 
     def __post_init__(self) -> None:
         if self.size not in PRESETS:
             raise ValueError(f"size must be one of {sorted(PRESETS)}, got {self.size!r}")
-        for name in ("total_steps", "action_repeat", "batch_size", "sequence_length", "eval_every", "eval_episodes"):
+        for name in ("total_steps", "batch_size", "sequence_length", "eval_every", "eval_episodes", "envs",
+                     "collect_steps", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("deter", "stoch", "classes", "hidden"):
+        for name in ("deter", "stoch", "classes", "hidden", "action_repeat"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1 (or left to the preset), got {getattr(self, name)}")
+                raise ValueError(f"{name} must be at least 1 (or left to its default), got {getattr(self, name)}")
         if self.prefill < 0:
             raise ValueError(f"prefill must be >= 0, got {self.prefill}")
         if self.train_ratio <= 0:
             raise ValueError(f"train_ratio must be > 0, got {self.train_ratio}")
 
 
+DREAMER_PRESETS: dict[str, dict[str, Any]] = {
+    "dreamerv3": {"size": "S", "train_ratio": 256.0, "batch_size": 16, "sequence_length": 64, "model_lr": 1e-4,
+                  "precision": "auto", "dreamer": {"hidden": 512, "layers": 2}},
+    "cpu": {"size": "tiny", "train_ratio": 256.0, "batch_size": 16, "sequence_length": 32, "model_lr": 3e-4,
+            "eval_episodes": 2, "precision": "auto", "compile": True,
+            "dreamer": {"hidden": 128, "layers": 2, "actor_lr": 1e-4, "critic_lr": 1e-4}},
+    "tiny": {"size": "tiny", "hidden": 32, "train_ratio": 16.0, "batch_size": 4, "sequence_length": 16,
+             "total_steps": 5_000, "prefill": 1_000, "eval_every": 2_500, "collect_steps": 8,
+             "dreamer": {"hidden": 32, "layers": 1}},
+}
+"""each preset's settings over :class:`DreamerRunConfig`'s defaults ("dreamer" over DreamerConfig's)"""
+
+
+def preset_config(cls: type, preset: str, device: str = "auto", **overrides: Any) -> Any:
+    """``cls`` (a :class:`DreamerRunConfig`) with ``preset``'s settings; ``auto`` picks dreamerv3 on
+    a machine with a GPU (``device``'s, if given) and cpu elsewhere."""
+    if preset == "auto":
+        preset = "dreamerv3" if resolve_device(device).startswith("cuda") else "cpu"
+    if preset not in DREAMER_PRESETS:
+        raise ValueError(f"unknown Dreamer preset {preset!r}; known: auto, {', '.join(DREAMER_PRESETS)}")
+    settings = dict(DREAMER_PRESETS[preset])
+    dreamer = dataclasses.replace(DreamerConfig(hidden=512, layers=2), **settings.pop("dreamer", {}))
+    return cls(**{**settings, "dreamer": dreamer, "preset": preset, **overrides})
+
+
+def parse_dreamer_config(cls: type, args: "list[str] | None" = None) -> Any:
+    """The command line's config: flags applied over the chosen ``--preset`` (read first, so that
+    ``--help`` shows the preset's values)."""
+    reader = argparse.ArgumentParser(add_help=False)
+    reader.add_argument("--preset", default="auto")
+    reader.add_argument("--device", default="auto")
+    known = reader.parse_known_args(sys.argv[1:] if args is None else args)[0]
+    try:
+        default = preset_config(cls, known.preset, known.device)
+    except ValueError:
+        return parse_config(cls, args)  # the parser names the unknown preset
+    return parse_config(cls, args, default=default)
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: ``cuda`` where a GPU is found, else ``cpu``; an unusable device is refused here."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device={device}, but torch finds no GPU here: use --device=cpu (or auto)")
+    if not device.startswith(("cpu", "cuda", "mps")):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    return device
+
+
+def _native_bf16(device: str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (emulated bfloat16 is slower than float32)."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolved(config: DreamerRunConfig) -> DreamerRunConfig:
+    """``config`` with its automatic choices made for this machine and env."""
+    device = resolve_device(config.device)
+    precision = config.precision if config.precision != "auto" else ("bf16" if _native_bf16(device) else "32")
+    return dataclasses.replace(config, device=device, precision=precision)
+
+
 def run_dreamer(config: DreamerRunConfig) -> dict:
-    """Build the env, replay, RSSM and actor-critic that ``config`` names (refusing bad settings before
+    """Build the envs, replay, RSSM and actor-critic that ``config`` names (refusing bad settings before
     any work) and run :class:`OnlineDreamer` in ``config.run_dir``; its summary."""
     check_wandb_mode(config.wandb_mode)
+    if config.env_module is not None:
+        try:
+            importlib.import_module(config.env_module)
+        except ImportError as error:
+            raise ValueError(f"--env_module={config.env_module} could not be imported ({error}): give a module "
+                             "on the Python path that registers your env with gymnasium") from error
     spec = parse_spec(config.env, config.obs)  # an unknown id fails here, before anything runs
-    if spec.family != "dmc":
-        raise ValueError(f"online Dreamer runs dm-control tasks (dmc:domain-task), not {spec}")
+    run_config = resolved(config)
+    repeat = run_config.action_repeat or (2 if spec.family == "dmc" else 1)
+    run_config = dataclasses.replace(run_config, action_repeat=repeat)
     torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir)
-    check_same_settings(run_dir, config, RESUMABLE_CHANGES)
+    check_same_settings(run_dir, run_config, RESUMABLE_CHANGES)
     torch.manual_seed(config.seed)
-    env = make_env(spec, action_repeat=config.action_repeat)
-    store = EpisodeStore.create(run_dir / "replay", str(spec), env.observation_space, env.action_space)
-    model = RSSM(env.observation_space, env.action_space, size=config.size, latent=config.latent, deter=config.deter,
-                 stoch=config.stoch, classes=config.classes, hidden=config.hidden, lr=config.model_lr)
+    size = PIXEL_SIZE if spec.obs == "pixels" else None
+    eval_env = _make_eval_env(spec, repeat, size, video=config.video)
+    _check_dreamer_spaces(spec, eval_env)
+    vectorization = config.vectorization
+    if vectorization == "auto":
+        vectorization = "async" if config.envs > 1 and spec.obs == "pixels" and config.env_module is None else "sync"
+    envs = make_vector_env(spec, config.envs, vectorization=vectorization, action_repeat=repeat, size=size)
+    store = EpisodeStore.create(run_dir / "replay", str(spec), eval_env.observation_space, eval_env.action_space)
+    model = RSSM(eval_env.observation_space, eval_env.action_space, size=config.size, latent=config.latent,
+                 deter=config.deter, stoch=config.stoch, classes=config.classes, hidden=config.hidden,
+                 lr=config.model_lr)
     model.env_spec = str(spec)
-    model.to(config.device)
+    model.to(run_config.device)
     learner = DreamerLearner(model, config.dreamer)
+    if not (run_dir / "state.pt").exists():
+        print(budget_line(run_config, spec, model, learner))
     if config.compile:
         compile_loops(model, learner)
-    return OnlineDreamer(config, env, model, learner, store, run_dir).run()
+    return OnlineDreamer(run_config, envs, eval_env, model, learner, store, run_dir).run()
+
+
+def _make_eval_env(spec, repeat: int, size: "tuple[int, int] | None", video: bool) -> gym.Env:
+    """The env the actor is scored in; a state env renders frames for the video where it can."""
+    if spec.obs == "state" and video:
+        try:
+            return make_env(spec, action_repeat=repeat, size=(128, 128), render_mode="rgb_array")
+        except TypeError:  # an env that cannot render: evaluated all the same, without a video
+            print(f"{spec} takes no render_mode='rgb_array': no evaluation video")
+    return make_env(spec, action_repeat=repeat, size=size)
+
+
+def _check_dreamer_spaces(spec, env: gym.Env) -> None:
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Box) and (len(space.shape) == 1 or (len(space.shape) == 3 and space.dtype == np.uint8)):
+        return
+    env.close()
+    raise ValueError(f"{spec} observes {space}; Dreamer here takes a flat state vector or (H, W, 3) uint8 frames: "
+                     "flatten the observation with gymnasium's FlattenObservation in your env, or pass --obs=pixels")
+
+
+def budget_line(config: DreamerRunConfig, spec, model: RSSM, learner: DreamerLearner) -> str:
+    """What the run will do and about how long its updates take on this machine, from three timed
+    updates of a copy (uncompiled, so a compiled run is faster)."""
+    updates = int(max(0, config.total_steps - config.prefill) * config.train_ratio
+                  / (config.batch_size * config.sequence_length))
+    model_copy, learner_copy = copy.deepcopy((model, learner))
+    optimizer = model_copy.configure_optimizers()
+    space, batch, length = model.observation_space, config.batch_size, config.sequence_length
+    obs = torch.zeros(batch, length + 1, *space.shape, dtype=torch.uint8 if space.dtype == np.uint8 else torch.float32)
+    actions = torch.as_tensor(np.stack([[model.action_space.sample() for _ in range(length)] for _ in range(batch)]))
+    fake = {"obs": obs, "action": actions, "reward": torch.zeros(batch, length),
+            "terminated": torch.zeros(batch, length, dtype=torch.bool), "mask": torch.ones(batch, length, dtype=torch.bool)}
+    seconds = []
+    with torch.random.fork_rng():
+        for _ in range(3):
+            start = time.perf_counter()
+            with torch.autocast(torch.device(config.device).type, torch.bfloat16, enabled=config.precision == "bf16"):
+                train_step(model_copy, optimizer, learner_copy, fake)
+            seconds.append(time.perf_counter() - start)
+    per_update = float(np.median(seconds[1:]))
+    return (f"Dreamer ({config.preset}) on {spec}: {config.total_steps:,} env steps with {config.envs} env(s), "
+            f"{updates:,} updates of {batch} x {length} on {config.device} ({config.precision}); "
+            f"about {updates * per_update / 3600:.1f} h of updates here ({per_update:.3f} s each"
+            f"{', before compiling' if config.compile else ''})")
 
 
 RESUMABLE_CHANGES = {"total_steps", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
-                      "device", "precision", "compile"}
+                      "device", "precision", "compile", "video", "vectorization"}
 """settings a killed run may be resumed with changed"""

@@ -1,0 +1,52 @@
+"""What every benchmark's results JSON records: the command, the commit, the machine, and
+per-seed values summarised with rliable (IQM and mean, 95% stratified bootstrap CIs)."""
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def provenance() -> dict:
+    """The command that is running, the git commit it runs at, and the machine it runs on."""
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                    text=True, cwd=ROOT).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "commit": commit, "uncommitted_changes": dirty,
+        "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "torch": torch.__version__, "load_average": list(os.getloadavg())},
+    }
+
+
+def interval_estimates(per_task: dict[str, list[float]], reps: int = 50_000, seed: int = 0) -> dict:
+    """IQM and mean over seeds with 95% stratified bootstrap CIs (rliable), plus the sample std.
+
+    ``per_task`` maps a task to its per-seed scores; the aggregate is over all tasks' runs
+    (one task gives the ordinary per-seed statistics). Returns plain floats for JSON.
+    """
+    from rliable import library, metrics
+
+    lengths = {len(v) for v in per_task.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"every task needs the same, non-zero number of seeds, got {[len(v) for v in per_task.values()]}")
+    scores = np.array(list(per_task.values()), dtype=float).T  # (seeds, tasks)
+    aggregate = lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
+    points, intervals = library.get_interval_estimates({"run": scores}, aggregate, reps=reps)
+    (iqm, mean), ((iqm_low, mean_low), (iqm_high, mean_high)) = points["run"], intervals["run"]
+    return {"seeds": scores.shape[0], "iqm": float(iqm), "iqm_ci": [float(iqm_low), float(iqm_high)],
+            "mean": float(mean), "mean_ci": [float(mean_low), float(mean_high)],
+            "std": float(scores.std(ddof=1)) if scores.size > 1 else None}
