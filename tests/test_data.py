@@ -398,3 +398,25 @@ def test_a_policy_with_memory_hears_when_each_episode_ends(tmp_path):
     store = collect(tmp_path / "memory", "CartPole-v1", episodes=6, num_envs=2, policy=CountingSteps(), progress=False)
     for e in store:  # had a reset been missed, a later episode would start pushing right
         assert (e["action"][:5] == 0).all() and (e["action"][5:] == 1).all()
+
+
+def test_dict_observations_round_trip_through_the_store_and_its_windows(tmp_path, monkeypatch):
+    """State and image side by side (a gymnasium Dict space): collected, stored as one member per
+    part, and read back as windows of each part."""
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    import user_envs  # noqa: F401 - registers WorldkitSeeingCorridor-v0
+
+    store = collect(tmp_path / "store", "WorldkitSeeingCorridor-v0", steps=120, seed=0, progress=False)
+    assert isinstance(store.observation_space, gym.spaces.Dict)
+    reopened = EpisodeStore(tmp_path / "store")
+    episode = reopened.episode(0)
+    assert set(episode["obs"]) == {"state", "image"} and episode["obs"]["image"].dtype == np.uint8
+    assert len(episode["obs"]["state"]) == len(episode["obs"]["image"]) == len(episode["action"]) + 1
+    # the picture shows the state: its lit columns grow with the position
+    np.testing.assert_array_equal(episode["obs"]["image"][:, 0, :, 0].sum(-1) > 0, True)
+    window = SequenceDataset(reopened, 8)[0]
+    assert window["obs"]["image"].shape == (9, 16, 16, 3) and window["obs"]["state"].shape == (9, 2)
+    transition = TransitionDataset(reopened)[3]
+    np.testing.assert_array_equal(transition["next_obs"]["state"].numpy(), episode["obs"]["state"][4])
+    with pytest.raises(InvalidEpisodeError, match="dict of the arrays"):
+        reopened.add({**episode, "obs": episode["obs"]["state"]})

@@ -14,6 +14,7 @@ import torch
 
 from worldkit.checkpoints import from_pretrained
 from worldkit.controllers.dreamer import DreamerAgent, DreamerConfig, DreamerLearner
+from worldkit.data import EpisodeStore
 from worldkit.models.rssm import RSSM
 from worldkit.runs.dreamer import DreamerRunConfig, preset_config
 
@@ -84,6 +85,7 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     ("gym:Hopper-v4", ["--envs=2"], True),                       # MuJoCo state, two envs collecting, rendered video
     ("miniworld:Sidewalk", [], True),                            # pixels, Discrete actions
     ("WorldkitCorridor-v0", ["--env_module=user_envs"], False),  # a user's own env, which cannot render
+    ("WorldkitSeeingCorridor-v0", ["--env_module=user_envs", "--envs=2"], True),  # Dict: state and image
 ])
 def test_dreamer_runs_on_every_family_and_its_agent_acts(tmp_path, env, flags, frames):
     result = run_recipe("dreamer.py", tmp_path, f"--env={env}", "--preset=tiny", "--total_steps=400", "--prefill=200",
@@ -160,3 +162,19 @@ def test_dreamer_recipe_compiled_loops_make_the_same_updates():
         assert eager.keys() == compiled.keys()
         for key in eager:
             assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-5), key
+
+
+def test_dreamer_trains_data_parallel_in_two_processes_that_end_with_the_same_weights(tmp_path):
+    """--devices=2 on the CPU: Lightning Fabric starts two processes (gloo); each collects its own
+    episodes, and averaged gradients keep their weights equal to the last bit."""
+    result = run_recipe("dreamer.py", tmp_path, "--env=WorldkitCorridor-v0", "--env_module=user_envs",
+                        "--preset=tiny", "--total_steps=600", "--prefill=200", "--devices=2",
+                        env={"PYTHONPATH": str(ROOT / "tests")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["updates"] > 0
+    first, second = summary["weight_checksums"]
+    assert first == second
+    own = [EpisodeStore(tmp_path / name) for name in ("replay", "replay-rank1")]
+    assert all(len(store) > 0 for store in own)
+    assert not np.array_equal(own[0].episode(0)["obs"], own[1].episode(0)["obs"])  # each its own episodes

@@ -28,3 +28,21 @@ class Corridor(gym.Env):
 
 if "WorldkitCorridor-v0" not in gym.registry:
     gym.register("WorldkitCorridor-v0", entry_point=Corridor)
+
+
+class SeeingCorridor(Corridor):
+    """The corridor seen two ways at once: its state vector and a 16x16 picture of it (a Dict)."""
+
+    observation_space = gym.spaces.Dict({
+        "state": gym.spaces.Box(-1.0, 2.0, (2,), np.float32),
+        "image": gym.spaces.Box(0, 255, (16, 16, 3), np.uint8),
+    })
+
+    def _obs(self):
+        image = np.zeros((16, 16, 3), dtype=np.uint8)
+        image[:, : 1 + int(15 * self.position)] = 255
+        return {"state": super()._obs(), "image": image}
+
+
+if "WorldkitSeeingCorridor-v0" not in gym.registry:
+    gym.register("WorldkitSeeingCorridor-v0", entry_point=SeeingCorridor)

@@ -59,9 +59,9 @@ def check_compatible(world_model: Any, env: "gym.Env | gym.vector.VectorEnv") ->
                                  "use a world model trained on this env")
     model_obs = getattr(world_model, "observation_space", None)
     env_obs = getattr(env, "single_observation_space", None) or env.observation_space
-    if model_obs is not None and tuple(model_obs.shape) != tuple(env_obs.shape):
-        raise SpaceMismatchError(f"the world model reads observations of shape {tuple(model_obs.shape)} but the "
-                                 f"env gives {tuple(env_obs.shape)}: use a world model trained on "
+    if model_obs is not None and obs_shapes(model_obs) != obs_shapes(env_obs):
+        raise SpaceMismatchError(f"the world model reads observations of shape {obs_shapes(model_obs)} but the "
+                                 f"env gives {obs_shapes(env_obs)}: use a world model trained on "
                                  "this env (same obs=state|pixels and size)")
 
 
@@ -77,7 +77,9 @@ def space_to_dict(space: gym.Space) -> dict[str, Any]:
         }
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    raise TypeError(f"worldkit stores Box and Discrete spaces, not {type(space).__name__}")
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "Dict", "spaces": {key: space_to_dict(value) for key, value in space.spaces.items()}}
+    raise TypeError(f"worldkit stores Box, Discrete and Dict spaces, not {type(space).__name__}")
 
 
 def space_from_dict(data: dict[str, Any]) -> gym.Space:
@@ -88,7 +90,16 @@ def space_from_dict(data: dict[str, Any]) -> gym.Space:
         return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
     if data["type"] == "Discrete":
         return gym.spaces.Discrete(data["n"], start=data.get("start", 0))
-    raise ValueError(f"unknown space type {data['type']!r} (expected Box or Discrete)")
+    if data["type"] == "Dict":
+        return gym.spaces.Dict({key: space_from_dict(value) for key, value in data["spaces"].items()})
+    raise ValueError(f"unknown space type {data['type']!r} (expected Box, Discrete or Dict)")
+
+
+def obs_shapes(space: gym.Space) -> Any:
+    """The observation shape, or a dict of them for a Dict space."""
+    if isinstance(space, gym.spaces.Dict):
+        return {key: tuple(value.shape) for key, value in space.spaces.items()}
+    return tuple(space.shape)
 
 
 def spaces_match(a: gym.Space, b: gym.Space) -> bool:

@@ -26,7 +26,7 @@ The world model's weights are frozen while the actor-critic learns; gradients on
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +160,8 @@ class DreamerLearner:
                              f"{config.critic!r}")
         device = world_model.features(world_model.initial_state(1)).device
         self.actor_critic = actor_critic = actor_critic.to(device)
+        self.average: "Callable[[torch.Tensor], torch.Tensor] | None" = None
+        """averages a tensor over data-parallel processes (gradients, return statistics); None alone"""
         self.actor_optimizer = torch.optim.Adam(actor_critic.actor.parameters(), config.actor_lr, eps=1e-5)
         self.critic_optimizer = torch.optim.Adam(actor_critic.critic.parameters(), config.critic_lr, eps=1e-5)
 
@@ -184,6 +186,8 @@ class DreamerLearner:
             actor_loss = -(weights * (objective + cfg.entropy * entropies)).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
+            if self.average is not None:
+                average_gradients(ac.actor.parameters(), self.average)
             nn.utils.clip_grad_norm_(ac.actor.parameters(), cfg.grad_clip)
             self.actor_optimizer.step()
 
@@ -192,6 +196,8 @@ class DreamerLearner:
             critic_loss = (weights * critic_loss).mean()
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
+            if self.average is not None:
+                average_gradients(ac.critic.parameters(), self.average)
             nn.utils.clip_grad_norm_(ac.critic.parameters(), cfg.grad_clip)
             self.critic_optimizer.step()
         with torch.no_grad():
@@ -218,7 +224,8 @@ class DreamerLearner:
 
     def _return_scale(self, returns: torch.Tensor) -> torch.Tensor:
         ac, decay = self.actor_critic, self.config.return_decay
-        low, high = torch.quantile(returns.flatten(), torch.tensor([0.05, 0.95], device=returns.device))
+        quantiles = torch.quantile(returns.flatten(), torch.tensor([0.05, 0.95], device=returns.device))
+        low, high = quantiles if self.average is None else self.average(quantiles)
         ac.return_low.lerp_(low, 1 - decay)
         ac.return_high.lerp_(high, 1 - decay)
         return torch.clamp(ac.return_high - ac.return_low, min=1.0)
@@ -231,6 +238,17 @@ class DreamerLearner:
         self.actor_critic.load_state_dict(state["actor_critic"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+
+
+def average_gradients(parameters: "Iterator[nn.Parameter]", average: "Callable[[torch.Tensor], torch.Tensor]") -> None:
+    """Replace each gradient by its mean over data-parallel processes, in one collective call."""
+    parameters = [p for p in parameters if p.requires_grad]
+    for p in parameters:  # a parameter without a gradient here may have one in another process
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = average(torch.cat([p.grad.reshape(-1) for p in parameters]))
+    for p, mean in zip(parameters, flat.split([p.numel() for p in parameters])):
+        p.grad.copy_(mean.view_as(p.grad))
 
 
 def lambda_returns(rewards: torch.Tensor, continues: torch.Tensor, values: torch.Tensor, gamma: float,

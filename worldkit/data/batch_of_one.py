@@ -10,6 +10,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
+from worldkit.observations import obs_map
+
 
 class BatchOfOne:
     """Wrap ``env`` so that ``reset``/``step`` take and return batches of one.
@@ -28,15 +30,16 @@ class BatchOfOne:
 
     def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict]:
         obs, _ = self.env.reset(seed=seed)
-        return np.array(obs)[None], {}
+        return obs_map(lambda x: np.array(x)[None], obs), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         obs, reward, terminated, truncated, _ = self.env.step(actions[0])
         infos = {}
         if self.autoreset and (terminated or truncated):
-            infos["final_obs"] = [np.array(obs)]
+            infos["final_obs"] = [obs_map(np.array, obs)]
             obs, _ = self.env.reset()
-        return np.array(obs)[None], np.array([reward]), np.array([terminated]), np.array([truncated]), infos
+        batch = obs_map(lambda x: np.array(x)[None], obs)
+        return batch, np.array([reward]), np.array([terminated]), np.array([truncated]), infos
 
     def close(self) -> None:
         self.env.close()

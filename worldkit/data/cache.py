@@ -36,4 +36,4 @@ class EpisodeCache:
 
 
 def _nbytes(episode: Episode) -> int:
-    return sum(array.nbytes for array in episode.values())
+    return sum(sum(a.nbytes for a in x.values()) if isinstance(x, dict) else x.nbytes for x in episode.values())

@@ -11,12 +11,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from worldkit.data.cache import EpisodeCache
 from worldkit.data.store import EpisodeStore
+from worldkit.observations import obs_map
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 StoreLike = EpisodeStore | str | os.PathLike
@@ -99,13 +101,13 @@ class SequenceDataset(EpisodeDataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         position, episode, start = self._locate(index)
         size = min(self.length, int(self.lengths[position]) - start)
-        window = {"obs": _padded(episode["obs"][start : start + size + 1], self.length + 1)}
+        window = {"obs": obs_map(lambda x: _padded(x[start : start + size + 1], self.length + 1), episode["obs"])}
         for key in ("action", "reward", "terminated", "truncated"):
             window[key] = _padded(episode[key][start : start + size], self.length)
         window["mask"] = np.arange(self.length) < size
         window["is_first"] = np.zeros(self.length + 1, dtype=bool)
         window["is_first"][0] = start == 0
-        window = {key: torch.from_numpy(value) for key, value in window.items()}
+        window = {key: obs_map(torch.from_numpy, value) for key, value in window.items()}
         window["episode"] = torch.tensor(int(self.episodes[position]))
         window["start"] = torch.tensor(start)
         return window
@@ -132,18 +134,20 @@ class TransitionDataset(EpisodeDataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         _, episode, t = self._locate(index)
         item = {
-            "obs": episode["obs"][t].copy(),
+            "obs": obs_map(lambda x: x[t].copy(), episode["obs"]),
             "action": np.array(episode["action"][t]),
             "reward": np.array(episode["reward"][t]),
-            "next_obs": episode["obs"][t + 1].copy(),
+            "next_obs": obs_map(lambda x: x[t + 1].copy(), episode["obs"]),
             "terminated": np.array(episode["terminated"][t]),
             "truncated": np.array(episode["truncated"][t]),
         }
-        return {key: torch.from_numpy(value) for key, value in item.items()}
+        return {key: obs_map(torch.from_numpy, value) for key, value in item.items()}
 
 
 def _episode_nbytes(store: EpisodeStore, lengths: np.ndarray) -> np.ndarray:
-    obs = np.dtype(store.observation_space.dtype).itemsize * int(np.prod(store.observation_space.shape))
+    space = store.observation_space
+    parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else [space]
+    obs = sum(np.dtype(part.dtype).itemsize * int(np.prod(part.shape)) for part in parts)
     action = np.dtype(store.action_space.dtype).itemsize * int(np.prod(store.action_space.shape))
     return (lengths + 1) * obs + lengths * (action + 4 + 1 + 1)  # + reward, terminated, truncated
 

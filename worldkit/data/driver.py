@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from worldkit.data.batch_of_one import BatchOfOne
 from worldkit.data.policy import as_action_batch, resolve_policy
+from worldkit.observations import obs_index, obs_stack
 
 Episode = dict[str, np.ndarray]
 """``obs`` (T + 1, ...), ``action`` (T, ...), ``reward`` (T,), ``terminated`` and ``truncated`` (T,),
@@ -129,7 +130,7 @@ class Driver:
             self.obs, _ = envs.reset(seed=self.first_seed)
             if episodes_ended is not None:
                 episodes_ended(np.ones(n, dtype=bool))
-            self.recorders = [_Recorder(self.obs[i]) for i in range(n)]
+            self.recorders = [_Recorder(obs_index(self.obs, i)) for i in range(n)]
         quota = np.full(n, np.inf) if episodes is None else np.array([episodes // n + (i < episodes % n) for i in range(n)])
         finished: list[dict[str, Any]] = []
         done_so_far = 0
@@ -149,9 +150,9 @@ class Driver:
                     episodes_ended(done)
                 for i, recorder in enumerate(self.recorders):
                     if not done[i]:
-                        recorder.step(actions[i], reward[i], obs[i])
+                        recorder.step(actions[i], reward[i], obs_index(obs, i))
                         continue
-                    final_obs = infos["final_obs"][i] if "final_obs" in infos else obs[i]
+                    final_obs = infos["final_obs"][i] if "final_obs" in infos else obs_index(obs, i)
                     episode = recorder.finish(actions[i], reward[i], final_obs, terminated[i], truncated[i])
                     if rounds is not None:
                         finished.append(_row(episode))
@@ -173,7 +174,7 @@ class Driver:
                         obs, _ = envs.reset(seed=next_seed)
                         if episodes_ended is not None:
                             episodes_ended(np.ones(n, dtype=bool))
-                    self.recorders[i] = _Recorder(obs[i])  # same-step autoreset: obs[i] starts the next episode
+                    self.recorders[i] = _Recorder(obs_index(obs, i))  # same-step autoreset: it starts the next episode
                 self.obs = obs
                 if "final_obs" not in infos and done.any() and done_so_far >= target and rounds is None:
                     self.obs = None  # an env without autoreset that is not reset: the next call resets it
@@ -203,5 +204,5 @@ class _Recorder:
         self.step(action, reward, final_obs)
         ends = np.zeros((2, len(self.action)), dtype=bool)
         ends[:, -1] = terminated, truncated
-        return {"obs": np.stack(self.obs), "action": np.stack(self.action),
+        return {"obs": obs_stack(self.obs), "action": np.stack(self.action),
                 "reward": np.asarray(self.reward, dtype=np.float32), "terminated": ends[0], "truncated": ends[1]}

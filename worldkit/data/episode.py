@@ -2,7 +2,8 @@
 
 Arrays (T transitions):
 
-- ``obs`` (T+1, ...): every observation, the final one included;
+- ``obs`` (T+1, ...): every observation, the final one included (a Dict space's: one array per
+  key, stored as ``obs.<key>``);
 - ``action`` (T, ...): ``action[t]`` was taken on ``obs[t]``;
 - ``reward`` (T,) float32: the reward for ``action[t]``;
 - ``terminated``, ``truncated`` (T,) bool: only the last entry of either may be True, and one
@@ -53,8 +54,16 @@ def validate_episode(episode: Episode, observation_space: gym.Space, action_spac
     length = len(episode["action"])
     if length < 1:
         raise InvalidEpisodeError("an episode has at least one transition (len(action) >= 1)")
+    if isinstance(observation_space, gym.spaces.Dict):
+        obs = episode["obs"]
+        if not isinstance(obs, dict) or set(obs) != set(observation_space.spaces):
+            raise InvalidEpisodeError(f"obs must be a dict of the arrays {sorted(observation_space.spaces)}")
+        stored_obs = {key: _array(obs, key, (length + 1, *space.shape), space.dtype)
+                      for key, space in observation_space.spaces.items()}
+    else:
+        stored_obs = _array(episode, "obs", (length + 1, *observation_space.shape), observation_space.dtype)
     out = {
-        "obs": _array(episode, "obs", (length + 1, *observation_space.shape), observation_space.dtype),
+        "obs": stored_obs,
         "action": _array(episode, "action", (length, *action_space.shape), action_space.dtype),
         "reward": _array(episode, "reward", (length,), np.float32),
         "terminated": _array(episode, "terminated", (length,), np.bool_),
@@ -78,16 +87,31 @@ def write_episode(file: BinaryIO, episode: Episode, *, compress: bool) -> None:
     buffer = io.BytesIO()
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with zipfile.ZipFile(buffer, "w", compression=method, compresslevel=1 if compress else None) as archive:
-        for key in KEYS:
+        for key, array in _members(episode):
             with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, episode[key], allow_pickle=False)
+                np.lib.format.write_array(member, array, allow_pickle=False)
     file.write(buffer.getbuffer())
 
 
 def read_episode(path: Path) -> Episode:
-    """Load every array of an episode file."""
+    """Load every array of an episode file (a Dict space's observations as ``obs.<key>`` members)."""
     with np.load(path, allow_pickle=False) as arrays:
-        return {key: arrays[key] for key in KEYS}
+        episode = {key: arrays[key] for key in KEYS if key != "obs"}
+        parts = {name.removeprefix("obs."): arrays[name] for name in arrays.files if name.startswith("obs.")}
+        episode["obs"] = parts if parts else arrays["obs"]
+        return episode
+
+
+def _members(episode: Episode) -> list[tuple[str, np.ndarray]]:
+    """The file's arrays: one per key, and one per key of dict observations (``obs.<key>``)."""
+    members = []
+    for key in KEYS:
+        value = episode[key]
+        if isinstance(value, dict):
+            members += [(f"{key}.{name}", array) for name, array in value.items()]
+        else:
+            members.append((key, value))
+    return members
 
 
 def _array(episode: Episode, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:

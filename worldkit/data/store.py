@@ -197,7 +197,9 @@ class EpisodeStore:
         final path. Safe to call from several threads at once (``BackgroundWriter`` does)."""
         episode = validate_episode(episode, self.observation_space, self.action_space)
         path = self.path / episode_name(index, len(episode["action"]))
-        compress = self.observation_space.dtype == np.uint8
+        space = self.observation_space
+        parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else [space]
+        compress = any(part.dtype == np.uint8 for part in parts)  # frames deflate well
         write_temp(path, lambda file: write_episode(file, episode, compress=compress))
         return path
 

@@ -17,6 +17,7 @@ import torch
 
 from worldkit.data.driver import Episode, drive, succeeded, summarize
 from worldkit.models.protocol import State, WorldModel, replace_rows
+from worldkit.observations import obs_index, obs_len, obs_map
 from worldkit.spaces import check_compatible
 
 __all__ = ["Episode", "LoopEscape", "WorldModelPolicy", "drive", "evaluate_in_real_env", "succeeded", "summarize"]
@@ -102,20 +103,22 @@ class WorldModelPolicy:
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         model = self.world_model
-        frames = torch.as_tensor(np.asarray(obs), device=self.device)
-        if self.state is None or len(self.fresh) != len(frames) or self.fresh.all():
-            self.state = model.observe(model.initial_state(len(frames)), None, frames)
+        frames = obs_map(lambda x: torch.as_tensor(np.asarray(x), device=self.device), obs)
+        batch = obs_len(frames)
+        if self.state is None or len(self.fresh) != batch or self.fresh.all():
+            self.state = model.observe(model.initial_state(batch), None, frames)
         else:
             state = model.observe(self.state, self.last_action, frames)
             if self.fresh.any():  # envs starting a new episode forget the last one
                 rows = torch.from_numpy(np.flatnonzero(self.fresh)).to(self.device)
-                state = replace_rows(state, rows, model.observe(model.initial_state(len(rows)), None, frames[rows]))
+                restart = model.observe(model.initial_state(len(rows)), None, obs_index(frames, rows))
+                state = replace_rows(state, rows, restart)
             self.state = state
         actions = torch.as_tensor(self.controller_act(model.features(self.state)), device=self.device)
         if self.escape is not None:
             actions = self.escape(obs, actions)
         self.last_action = actions
-        self.fresh = np.zeros(len(frames), dtype=bool)
+        self.fresh = np.zeros(batch, dtype=bool)
         env_actions = actions.cpu().numpy()
         if isinstance(model.action_space, gym.spaces.Box):
             env_actions = np.clip(env_actions, model.action_space.low, model.action_space.high)

@@ -64,11 +64,11 @@ def open_loop_picture(model: WorldModel, episode: dict[str, np.ndarray], path, *
                       horizon: int = 50) -> bool:
     """Draw real against imagined over ``horizon`` steps after filtering ``context`` real ones:
     frames for a pixel model, the first state dimensions otherwise. False (nothing drawn) when the
-    episode is too short."""
+    episode is too short or its observations are a dict."""
     from worldkit.plots import filmstrip, open_loop_states
 
-    if len(episode["action"]) <= context + horizon:
-        return False
+    if len(episode["action"]) <= context + horizon or isinstance(episode["obs"], dict):
+        return False  # too short, or a Dict observation (no one picture shows all its parts)
     imagined, real, _ = open_loop(model, episode, context=context, horizon=horizon, stride=10**9)
     imagined, real = imagined[0], real[0]
     if getattr(model, "pixels", False):

@@ -24,7 +24,8 @@ from torch.nn import functional as F
 from worldkit.checkpoints import checkpointable
 from worldkit.models.heads import ScalarHead, mlp, symexp, symlog
 from worldkit.models.protocol import world_model
-from worldkit.spaces import action_size, space_from_dict, space_to_dict
+from worldkit.observations import obs_map
+from worldkit.spaces import action_size, obs_shapes, space_from_dict, space_to_dict
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"deter": 64, "stoch": 8, "classes": 8, "hidden": 64, "layers": 1, "cnn_depth": 8},
@@ -102,7 +103,7 @@ class RSSM(L.LightningModule):
             raise ValueError(f"latent must be 'categorical' or 'gaussian', not {cfg['latent']!r}")
         self._observation_space, self._action_space = space_from_dict(obs_dict), space_from_dict(act_dict)
         self.env_spec: str | None = None
-        self.pixels = len(self._observation_space.shape) == 3
+        self.pixels = _is_image(self._observation_space)
         self.discrete = isinstance(self._action_space, gym.spaces.Discrete)
         _check_spaces(self._observation_space, self._action_space)
         self.action_dim = int(self._action_space.n) if self.discrete else self._action_space.shape[0]
@@ -110,14 +111,18 @@ class RSSM(L.LightningModule):
         stats_dim = self.stoch_dim if cfg["latent"] == "categorical" else 2 * cfg["stoch"]
         hidden, layers, deter = cfg["hidden"], cfg["layers"], cfg["deter"]
 
-        if self.pixels:
-            self.encoder = PixelEncoder(self._observation_space.shape, cfg["cnn_depth"])
-            self.decoder = PixelDecoder(self.feature_dim, self._observation_space.shape, cfg["cnn_depth"])
+        space = self._observation_space
+        if isinstance(space, gym.spaces.Dict):
+            self.encoder = DictEncoder(space, hidden, layers, cfg["cnn_depth"])
+            self.decoder = DictDecoder(self.feature_dim, space, hidden, layers, cfg["cnn_depth"])
+        elif self.pixels:
+            self.encoder = PixelEncoder(space.shape, cfg["cnn_depth"])
+            self.decoder = PixelDecoder(self.feature_dim, space.shape, cfg["cnn_depth"])
         else:
-            obs_dim = self._observation_space.shape[0]
-            self.encoder = mlp(obs_dim, hidden, layers)
-            self.decoder = mlp(self.feature_dim, hidden, layers, obs_dim)
-        embed_dim = self.encoder(torch.zeros(1, *self._observation_space.shape)).shape[-1]
+            self.encoder = mlp(space.shape[0], hidden, layers)
+            self.decoder = mlp(self.feature_dim, hidden, layers, space.shape[0])
+        empty = obs_map(lambda shape: torch.zeros(1, *shape), obs_shapes(space))
+        embed_dim = self.encoder(empty).shape[-1]
         self.img_in = mlp(self.stoch_dim + self.action_dim, hidden, 1)
         self.gru = nn.GRUCell(hidden, deter)
         self.prior_net = mlp(deter, hidden, 1, stats_dim)
@@ -164,24 +169,32 @@ class RSSM(L.LightningModule):
         """[h, z]."""
         return torch.cat([state.deter, state.stoch], -1)
 
-    def decode(self, state: RSSMState) -> torch.Tensor:
-        """Frames in [0, 1] (B, H, W, C) for pixels; observations for states."""
+    def decode(self, state: RSSMState) -> "torch.Tensor | dict[str, torch.Tensor]":
+        """Frames in [0, 1] (B, H, W, C) for pixels; observations for states (a dict of both for
+        a Dict space)."""
         out = self.decoder(self.features(state))
-        return (out + 0.5).clamp(0, 1) if self.pixels else symexp(out)
+        if isinstance(out, dict):
+            return {key: _from_decoder(value, _is_image(self._observation_space[key])) for key, value in out.items()}
+        return _from_decoder(out, self.pixels)
 
     # ------------------------------------------------------------------------------ internals
 
-    def check_observations(self, obs: torch.Tensor) -> None:
-        shape = tuple(self._observation_space.shape)
-        if tuple(obs.shape[-len(shape):]) != shape or obs.dim() < len(shape) + 1:
+    def check_observations(self, obs: "torch.Tensor | dict[str, torch.Tensor]") -> None:
+        shapes = obs_shapes(self._observation_space)
+        given = obs_map(lambda x: tuple(x.shape), obs)
+        fits = (set(given) == set(shapes) and all(_fits(given[k], shapes[k]) for k in shapes)) \
+            if isinstance(shapes, dict) and isinstance(given, dict) else \
+            not isinstance(shapes, dict) and not isinstance(given, dict) and _fits(given, shapes)
+        if not fits:
             raise ObservationShapeError(
-                f"this RSSM was built for observations of shape {shape} (batched: (B, *shape)), got "
-                f"{tuple(obs.shape)}: use a model trained on this env's observations")
+                f"this RSSM was built for observations of shape {shapes} (batched: (B, *shape)), got "
+                f"{given}: use a model trained on this env's observations")
 
-    def _prepare(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = torch.as_tensor(obs, device=self.device)
+    def _prepare(self, obs: "torch.Tensor | dict[str, torch.Tensor]") -> "torch.Tensor | dict[str, torch.Tensor]":
+        """Frames to floats around 0, states through symlog (every part of a Dict observation)."""
+        obs = obs_map(lambda x: torch.as_tensor(x, device=self.device), obs)
         self.check_observations(obs)
-        return obs.float() / 255 - 0.5 if self.pixels else symlog(obs.float())
+        return obs_map(lambda x: x.float() / 255 - 0.5 if x.dtype == torch.uint8 else symlog(x.float()), obs)
 
     def action_vector(self, action: torch.Tensor) -> torch.Tensor:
         """Actions as the network reads them: one-hot for Discrete, floats for Box."""
@@ -243,8 +256,8 @@ class RSSM(L.LightningModule):
     def observe_sequence(self, obs: torch.Tensor, action: torch.Tensor) -> dict[str, Any]:
         """Filter windows (B, T+1, *obs) with the actions between them (B, T, ...): the states
         (B, T+1, ...) and the raw posterior and prior statistics at every step."""
-        batch, steps = obs.shape[:2]
-        embed = self.encoder(self._prepare(obs.flatten(0, 1))).unflatten(0, (batch, steps))
+        batch, steps = _lead(obs, 2)
+        embed = self.encoder(self._prepare(obs_map(lambda x: x.flatten(0, 1), obs))).unflatten(0, (batch, steps))
         actions = self.action_vector(action)
         state = self.initial_state(batch)
         deters, stochs, posts, priors = [], [], [], []
@@ -262,14 +275,20 @@ class RSSM(L.LightningModule):
         (per valid step), plus ``states``: the posterior states of every real observation but an
         episode's terminal one, after which nothing happens (detached, flattened), where Dreamer's
         imagination starts."""
-        batch = {key: value.to(self.device) for key, value in batch.items() if torch.is_tensor(value)}
+        batch = {key: obs_map(lambda x: x.to(self.device), value) for key, value in batch.items()
+                 if torch.is_tensor(value) or isinstance(value, dict)}
         obs, mask = batch["obs"], batch["mask"].float()
         out = self.observe_sequence(obs, batch["action"])
         obs_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], 1)  # obs[k] is real for k <= steps
         features = self.features(out["states"])
 
-        target = self._prepare(obs.flatten(0, 1)).unflatten(0, obs.shape[:2])
-        recon = (self.decoder(features).float() - target).square().flatten(2).sum(-1)
+        lead = _lead(obs, 2)
+        target = obs_map(lambda x: x.unflatten(0, lead), self._prepare(obs_map(lambda x: x.flatten(0, 1), obs)))
+        decoded = self.decoder(features)
+        if isinstance(decoded, dict):  # one squared error per part of a Dict observation, summed
+            recon = sum((decoded[k].float() - target[k]).square().flatten(2).sum(-1) for k in decoded)
+        else:
+            recon = (decoded.float() - target).square().flatten(2).sum(-1)
         post, prior = self._stats(out["post"]), self._stats(out["prior"])
         dyn = self._kl(tuple(x.detach() for x in post), prior).clamp_min(self.cfg["free_nats"])
         rep = self._kl(post, tuple(x.detach() for x in prior)).clamp_min(self.cfg["free_nats"])
@@ -340,11 +359,65 @@ class PixelDecoder(nn.Module):
         return self.net(x).movedim(-3, -1).unflatten(0, lead)
 
 
+class DictEncoder(nn.Module):
+    """The parts of a Dict observation side by side, as DreamerV3 reads them: its state vectors
+    concatenated through one MLP, each image through its own CNN, the embeddings concatenated."""
+
+    def __init__(self, space: gym.spaces.Dict, hidden: int, layers: int, depth: int):
+        super().__init__()
+        self.vectors = [key for key, part in space.spaces.items() if not _is_image(part)]
+        self.images = [key for key, part in space.spaces.items() if _is_image(part)]
+        size = sum(space[key].shape[0] for key in self.vectors)
+        self.mlp = mlp(size, hidden, layers) if self.vectors else None
+        self.cnns = nn.ModuleDict({key: PixelEncoder(space[key].shape, depth) for key in self.images})
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [self.mlp(torch.cat([obs[key] for key in self.vectors], -1))] if self.vectors else []
+        return torch.cat(parts + [self.cnns[key](obs[key]) for key in self.images], -1)
+
+
+class DictDecoder(nn.Module):
+    """Every part of a Dict observation from the features: the state vectors from one MLP, each
+    image from its own transposed CNN."""
+
+    def __init__(self, feature_dim: int, space: gym.spaces.Dict, hidden: int, layers: int, depth: int):
+        super().__init__()
+        self.sizes = {key: part.shape[0] for key, part in space.spaces.items() if not _is_image(part)}
+        self.mlp = mlp(feature_dim, hidden, layers, sum(self.sizes.values())) if self.sizes else None
+        self.cnns = nn.ModuleDict({key: PixelDecoder(feature_dim, part.shape, depth)
+                                   for key, part in space.spaces.items() if _is_image(part)})
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = dict(zip(self.sizes, self.mlp(features).split(list(self.sizes.values()), -1))) if self.sizes else {}
+        return {**out, **{key: cnn(features) for key, cnn in self.cnns.items()}}
+
+
+def _is_image(space: gym.Space) -> bool:
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
+
+
+def _fits(given: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    return len(given) >= len(shape) + 1 and tuple(given[-len(shape):]) == tuple(shape)
+
+
+def _lead(obs: "torch.Tensor | dict[str, torch.Tensor]", dims: int) -> tuple[int, ...]:
+    """The leading (batch, time, ...) sizes of observations."""
+    first = next(iter(obs.values())) if isinstance(obs, dict) else obs
+    return tuple(first.shape[:dims])
+
+
+def _from_decoder(out: torch.Tensor, image: bool) -> torch.Tensor:
+    return (out + 0.5).clamp(0, 1) if image else symexp(out)
+
+
 def _check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    shape = observation_space.shape
-    if not isinstance(observation_space, gym.spaces.Box) or len(shape) not in (1, 3):
-        raise ValueError(f"the RSSM takes 1-D Box (state) or (H, W, C) Box (pixel) observations, not {observation_space}")
-    if len(shape) == 3 and (shape[0] % 16 or shape[1] % 16):
-        raise ValueError(f"the RSSM's CNN needs frame height and width divisible by 16, got {shape}: "
-                         "make the env with size=(64, 64)")
+    parts = observation_space.spaces.values() if isinstance(observation_space, gym.spaces.Dict) else [observation_space]
+    for space in parts:
+        shape = space.shape
+        if not isinstance(space, gym.spaces.Box) or len(shape) not in (1, 3):
+            raise ValueError(f"the RSSM takes 1-D Box (state) or (H, W, C) Box (pixel) observations, or a Dict of them, "
+                             f"not {observation_space}")
+        if len(shape) == 3 and (shape[0] % 16 or shape[1] % 16):
+            raise ValueError(f"the RSSM's CNN needs frame height and width divisible by 16, got {shape}: "
+                             "make the env with size=(64, 64)")
     action_size(action_space, "the RSSM")

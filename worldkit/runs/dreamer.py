@@ -26,7 +26,12 @@ from tqdm.auto import tqdm
 
 from worldkit.checkpoints import save_pretrained
 from worldkit.config import parse_config
-from worldkit.controllers.dreamer import DreamerAgent, DreamerConfig, DreamerLearner
+from worldkit.controllers.dreamer import (
+    DreamerAgent,
+    DreamerConfig,
+    DreamerLearner,
+    average_gradients,
+)
 from worldkit.data import EpisodeStore
 from worldkit.data.datasets import SequenceDataset
 from worldkit.data.driver import Driver
@@ -52,6 +57,8 @@ def train_step(model: RSSM, optimizer, learner: DreamerLearner, batch: dict) -> 
         losses = model.losses(batch)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        if learner.average is not None:  # data-parallel: every process steps with the mean gradient
+            average_gradients(model.parameters(), learner.average)
         torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
         optimizer.step()
     metrics = {f"model/{k}": v.item() for k, v in losses.items() if k != "states"}
@@ -68,8 +75,12 @@ def compile_loops(model: RSSM, learner: DreamerLearner) -> None:
 def sample_batch(dataset: SequenceDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:
     """The windows at ``indices``, stacked into one training batch."""
     items = [dataset[int(i)] for i in indices]
-    keys = ("obs", "action", "reward", "terminated", "mask")
-    return {key: torch.stack([item[key] for item in items]) for key in keys}
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("action", "reward", "terminated", "mask")}
+    if isinstance(items[0]["obs"], dict):  # a Dict observation: one batch per part
+        batch["obs"] = {key: torch.stack([item["obs"][key] for item in items]) for key in items[0]["obs"]}
+    else:
+        batch["obs"] = torch.stack([item["obs"] for item in items])
+    return batch
 
 
 class OnlineDreamer:
@@ -87,18 +98,21 @@ class OnlineDreamer:
     """
 
     def __init__(self, config: "DreamerRunConfig", envs: gym.vector.VectorEnv, eval_env: gym.Env, model: RSSM,
-                 learner: DreamerLearner, store: EpisodeStore, run_dir: Path):
+                 learner: DreamerLearner, store: EpisodeStore, run_dir: Path, fabric: Any = None):
         self.config, self.envs, self.eval_env, self.model, self.learner, self.store = \
             config, envs, eval_env, model, learner, store
         self.run_dir = Path(run_dir)
+        self.fabric = fabric
+        self.rank = 0 if fabric is None else fabric.global_rank
+        self.main = self.rank == 0  # evaluates, saves and reports; every process collects and trains
         self.model_optimizer = model.configure_optimizers()
         self.evaluate_now = Every(config.eval_every)
         self.owed = Ratio(config.train_ratio, config.batch_size * config.sequence_length, config.prefill)
         self.updates = 0
         self.seconds_before = 0.0  # wall-clock of earlier sittings (not counting time lost to a kill after a save)
         self.sitting_start = time.perf_counter()
-        self.rng = np.random.default_rng([config.seed, len(store)])
-        self.driver = Driver(envs, seed=config.seed + len(store))
+        self.rng = np.random.default_rng([config.seed, self.rank, len(store)])
+        self.driver = Driver(envs, seed=config.seed + 100_000 * self.rank + len(store))
         self.policy = WorldModelPolicy(model, learner.actor_critic.act)
 
     @property
@@ -107,7 +121,11 @@ class OnlineDreamer:
 
     @property
     def env_steps(self) -> int:
-        return self.store.num_steps * self.config.action_repeat
+        """Env steps of every process's finished episodes (the same number in each process)."""
+        local = self.store.num_steps * self.config.action_repeat
+        if self.fabric is None or self.fabric.world_size == 1:
+            return local
+        return int(self.fabric.all_reduce(torch.tensor(float(local)), reduce_op="sum").item())
 
     @property
     def seconds(self) -> float:
@@ -134,41 +152,54 @@ class OnlineDreamer:
         saved_step = None
         if self.state_file.exists():
             self.load_state_dict(torch.load(self.state_file, weights_only=True, map_location=config.device))
-            print(f"resuming {run_dir} at {self.env_steps} env steps")
+            if self.main:
+                print(f"resuming {run_dir} at {self.env_steps} env steps")
             saved_step = self.evaluate_now.next - 1
-        self.evaluations = EvaluationLog(run_dir / "evaluations.jsonl", saved_step)
-        self.logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name)
-        bar = tqdm(total=config.total_steps, initial=min(self.env_steps, config.total_steps), unit="env step",
-                   desc=f"Dreamer on {self.store.env_spec}", disable=not config.progress)
-        while self.env_steps < config.total_steps:
-            before = self.env_steps
-            for episode in self._collect():
-                self.logger.log({"train/episode_return": episode["return"]}, step=self.env_steps)
-            bar.update(max(0, min(self.env_steps, config.total_steps) - before))
-            self._train_owed()
-            if self.evaluate_now(self.env_steps) or self.env_steps >= config.total_steps:
-                row = self._evaluate(video=self.env_steps >= config.total_steps and config.video)
-                bar.set_postfix(eval_return=f"{row['mean_return']:.0f}")
-                save_atomically(self.state_dict(), self.state_file)
+        if self.main:
+            self.evaluations = EvaluationLog(run_dir / "evaluations.jsonl", saved_step)
+        logs = run_dir if self.main else run_dir / f"rank{self.rank}"  # each process's training episodes
+        self.logger = RunLogger(logs, config, mode=config.wandb_mode if self.main else "disabled", name=run_dir.name)
+        steps = self.env_steps
+        bar = tqdm(total=config.total_steps, initial=min(steps, config.total_steps), unit="env step",
+                   desc=f"Dreamer on {self.store.env_spec}", disable=not (config.progress and self.main))
+        while steps < config.total_steps:
+            for episode in self._collect(steps):
+                self.logger.log({"train/episode_return": episode["return"]}, step=steps)
+            steps, before = self.env_steps, steps
+            bar.update(max(0, min(steps, config.total_steps) - before))
+            self._train_owed(steps)
+            if self.evaluate_now(steps) or steps >= config.total_steps:
+                if self.main:
+                    row = self._evaluate(steps, video=steps >= config.total_steps and config.video)
+                    bar.set_postfix(eval_return=f"{row['mean_return']:.0f}")
+                    save_atomically(self.state_dict(), self.state_file)
         bar.close()
         self.store.close()
-        summary = self._write_artifacts()
+        checksums = self._weight_checksums()
+        summary = self._write_artifacts(steps, checksums) if self.main else {}
         self.logger.finish()
         self.envs.close()
         self.eval_env.close()
         return summary
 
-    def _collect(self) -> list[dict]:
+    def _weight_checksums(self) -> list[float]:
+        """One number per process summing its weights: equal when the processes trained as one."""
+        total = sum(float(p.double().sum()) for p in [*self.model.parameters(), *self.learner.actor_critic.parameters()])
+        if self.fabric is None or self.fabric.world_size == 1:
+            return [total]
+        return self.fabric.all_gather(torch.tensor(total, dtype=torch.float64)).flatten().tolist()
+
+    def _collect(self, steps: int) -> list[dict]:
         """Step every env ``collect_steps`` times, acting with the actor on filtered states (random
         actions while prefilling); the episodes that finished go to the store. Episodes still
         running go on in the next call; training waits for their end, as the replay holds whole
         episodes only."""
-        policy = None if self.env_steps < self.config.prefill else self.policy
+        policy = None if steps < self.config.prefill else self.policy
         with torch.no_grad():
             return self.driver.run(policy, rounds=self.config.collect_steps, on_episode=self.store.add)
 
-    def _train_owed(self) -> None:
-        config, owed = self.config, self.owed.owed(self.env_steps)
+    def _train_owed(self, steps: int) -> None:
+        config, owed = self.config, self.owed.owed(steps)
         if self.updates >= owed:
             return
         dataset = SequenceDataset(self.store, config.sequence_length)
@@ -178,29 +209,30 @@ class OnlineDreamer:
                 metrics = train_step(self.model, self.model_optimizer, self.learner, batch)
             self.updates += 1
             if self.updates % 10 == 0:
-                self.logger.log(metrics, step=self.env_steps)
+                self.logger.log(metrics, step=steps)
 
-    def _evaluate(self, video: bool = False) -> dict:
+    def _evaluate(self, steps: int, video: bool = False) -> dict:
         frames: list[np.ndarray] = []
         record = _FrameRecorder(self.eval_env, frames) if video else None
         result = evaluate_in_real_env(self.model, partial(self.learner.actor_critic.act, deterministic=True),
                                       record or self.eval_env, self.config.eval_episodes,
                                       seed=10_000 + self.config.seed)
-        row = {"step": self.env_steps, "mean_return": result["mean_return"], "std_return": result["std_return"],
+        row = {"step": steps, "mean_return": result["mean_return"], "std_return": result["std_return"],
                "episodes": result["episodes"], "updates": self.updates, "seconds": round(self.seconds, 1)}
         if any(result["successes"]):
             row["success_rate"] = result["success_rate"]
         self.evaluations.append(row)
-        self.logger.log({"eval/mean_return": row["mean_return"]}, step=self.env_steps)
+        self.logger.log({"eval/mean_return": row["mean_return"]}, step=steps)
         if frames:
             write_video(frames, self.run_dir / "evaluation.mp4", fps=30)
         return row
 
-    def _write_artifacts(self) -> dict[str, Any]:
+    def _write_artifacts(self, steps: int, checksums: list[float]) -> dict[str, Any]:
         run_dir, rows = self.run_dir, self.evaluations.rows
-        summary = {"env": self.store.env_spec, "env_steps": self.env_steps, "updates": self.updates,
+        summary = {"env": self.store.env_spec, "env_steps": steps, "updates": self.updates,
                    "wall_clock_seconds": round(self.seconds, 1),
-                   "final_eval_return": rows[-1]["mean_return"] if rows else None}
+                   "final_eval_return": rows[-1]["mean_return"] if rows else None,
+                   "processes": len(checksums), "weight_checksums": checksums}
         agent = DreamerAgent.of(self.model, self.learner.actor_critic)
         for part, module in (("agent", agent), ("world_model", self.model)):
             self.logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=summary),
@@ -227,6 +259,8 @@ class _FrameRecorder(gym.Wrapper):
         self.frames = frames
 
     def _keep(self, obs: Any) -> None:
+        if isinstance(obs, dict):  # a Dict observation shows its first image, where it has one
+            obs = next((x for x in obs.values() if np.ndim(x) == 3), None)
         obs = np.asarray(obs)
         if obs.ndim == 3 and obs.dtype == np.uint8:
             self.frames.append(obs)
@@ -323,6 +357,10 @@ class DreamerRunConfig:
     torch_threads: int = 1
     device: str = "auto"
     """where the RSSM and actor-critic train: auto (the GPU if there is one), cpu, cuda, cuda:1, ..."""
+    devices: int = 1
+    """processes training as one (data-parallel, through Lightning Fabric): GPUs, or CPU processes"""
+    num_nodes: int = 1
+    """machines, each running ``devices`` processes (launched as Lightning Fabric expects)"""
     precision: Literal["auto", "32", "bf16"] = "32"
     """bf16: updates under bfloat16 autocast (weights, distributions and losses stay float32), as
     DreamerV3 trains; auto: bf16 on a GPU and on CPUs with bfloat16 instructions (AVX512-BF16, AMX)"""
@@ -335,7 +373,7 @@ class DreamerRunConfig:
         if self.size not in PRESETS:
             raise ValueError(f"size must be one of {sorted(PRESETS)}, got {self.size!r}")
         for name in ("total_steps", "batch_size", "sequence_length", "eval_every", "eval_episodes", "envs",
-                     "collect_steps", "torch_threads"):
+                     "collect_steps", "torch_threads", "devices", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("deter", "stoch", "classes", "hidden", "action_repeat"):
@@ -417,7 +455,13 @@ def resolved(config: DreamerRunConfig) -> DreamerRunConfig:
 
 def run_dreamer(config: DreamerRunConfig) -> dict:
     """Build the envs, replay, RSSM and actor-critic that ``config`` names (refusing bad settings before
-    any work) and run :class:`OnlineDreamer` in ``config.run_dir``; its summary."""
+    any work) and run :class:`OnlineDreamer` in ``config.run_dir``; its summary.
+
+    With ``devices`` > 1 (or ``num_nodes`` > 1) Lightning Fabric starts one process per device:
+    each collects with its own envs into its own replay, and every update averages the
+    gradients of all of them (data-parallel), so all processes hold the same weights."""
+    import lightning as L
+
     check_wandb_mode(config.wandb_mode)
     if config.env_module is not None:
         try:
@@ -429,10 +473,18 @@ def run_dreamer(config: DreamerRunConfig) -> dict:
     run_config = resolved(config)
     repeat = run_config.action_repeat or (2 if spec.family == "dmc" else 1)
     run_config = dataclasses.replace(run_config, action_repeat=repeat)
-    torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir)
     check_same_settings(run_dir, run_config, RESUMABLE_CHANGES)
-    torch.manual_seed(config.seed)
+    accelerator = "cuda" if run_config.device.startswith("cuda") else "cpu"
+    parallel = config.devices > 1 or config.num_nodes > 1
+    fabric = L.Fabric(accelerator=accelerator, devices=config.devices if parallel or accelerator == "cpu" else [
+        torch.device(run_config.device).index or 0], num_nodes=config.num_nodes,
+        strategy="ddp" if parallel else "auto")
+    fabric.launch()  # with several devices: this process becomes rank 0 and starts the others
+    if parallel and accelerator == "cuda":
+        run_config = dataclasses.replace(run_config, device=str(fabric.device))
+    torch.set_num_threads(config.torch_threads)
+    torch.manual_seed(config.seed)  # the same initial weights in every process
     size = PIXEL_SIZE if spec.obs == "pixels" else None
     eval_env = _make_eval_env(spec, repeat, size, video=config.video)
     _check_dreamer_spaces(spec, eval_env)
@@ -440,37 +492,43 @@ def run_dreamer(config: DreamerRunConfig) -> dict:
     if vectorization == "auto":
         vectorization = "async" if config.envs > 1 and spec.obs == "pixels" and config.env_module is None else "sync"
     envs = make_vector_env(spec, config.envs, vectorization=vectorization, action_repeat=repeat, size=size)
-    store = EpisodeStore.create(run_dir / "replay", str(spec), eval_env.observation_space, eval_env.action_space)
+    replay = run_dir / ("replay" if fabric.global_rank == 0 else f"replay-rank{fabric.global_rank}")
+    store = EpisodeStore.create(replay, str(spec), eval_env.observation_space, eval_env.action_space)
     model = RSSM(eval_env.observation_space, eval_env.action_space, size=config.size, latent=config.latent,
                  deter=config.deter, stoch=config.stoch, classes=config.classes, hidden=config.hidden,
                  lr=config.model_lr)
     model.env_spec = str(spec)
     model.to(run_config.device)
     learner = DreamerLearner(model, config.dreamer)
-    if not (run_dir / "state.pt").exists():
+    if fabric.is_global_zero and not (run_dir / "state.pt").exists():
         print(budget_line(run_config, spec, model, learner))
+    if fabric.world_size > 1:
+        learner.average = partial(fabric.all_reduce, reduce_op="mean")
     if config.compile:
         compile_loops(model, learner)
-    return OnlineDreamer(run_config, envs, eval_env, model, learner, store, run_dir).run()
+    torch.manual_seed(config.seed + 1_000 * fabric.global_rank)  # each process dreams its own samples
+    return OnlineDreamer(run_config, envs, eval_env, model, learner, store, run_dir, fabric).run()
 
 
 def _make_eval_env(spec, repeat: int, size: "tuple[int, int] | None", video: bool) -> gym.Env:
     """The env the actor is scored in; a state env renders frames for the video where it can."""
-    if spec.obs == "state" and video:
-        try:
-            return make_env(spec, action_repeat=repeat, size=(128, 128), render_mode="rgb_array")
-        except TypeError:  # an env that cannot render: evaluated all the same, without a video
-            print(f"{spec} takes no render_mode='rgb_array': no evaluation video")
-    return make_env(spec, action_repeat=repeat, size=size)
+    env = make_env(spec, action_repeat=repeat, size=size)
+    if spec.obs == "state" and video and "rgb_array" in env.metadata.get("render_modes", []):
+        env.close()  # made again, able to render its frames
+        return make_env(spec, action_repeat=repeat, size=(128, 128), render_mode="rgb_array")
+    return env
 
 
 def _check_dreamer_spaces(spec, env: gym.Env) -> None:
     space = env.observation_space
-    if isinstance(space, gym.spaces.Box) and (len(space.shape) == 1 or (len(space.shape) == 3 and space.dtype == np.uint8)):
+    parts = list(space.spaces.values()) if isinstance(space, gym.spaces.Dict) else [space]
+    if all(isinstance(part, gym.spaces.Box) and (len(part.shape) == 1 or (len(part.shape) == 3 and part.dtype == np.uint8))
+           for part in parts):
         return
     env.close()
-    raise ValueError(f"{spec} observes {space}; Dreamer here takes a flat state vector or (H, W, 3) uint8 frames: "
-                     "flatten the observation with gymnasium's FlattenObservation in your env, or pass --obs=pixels")
+    raise ValueError(f"{spec} observes {space}; Dreamer here takes a flat state vector, (H, W, 3) uint8 frames or a "
+                     "Dict of them: flatten the observation with gymnasium's FlattenObservation in your env, or "
+                     "pass --obs=pixels")
 
 
 def budget_line(config: DreamerRunConfig, spec, model: RSSM, learner: DreamerLearner) -> str:
@@ -481,7 +539,10 @@ def budget_line(config: DreamerRunConfig, spec, model: RSSM, learner: DreamerLea
     model_copy, learner_copy = copy.deepcopy((model, learner))
     optimizer = model_copy.configure_optimizers()
     space, batch, length = model.observation_space, config.batch_size, config.sequence_length
-    obs = torch.zeros(batch, length + 1, *space.shape, dtype=torch.uint8 if space.dtype == np.uint8 else torch.float32)
+    parts = space.spaces if isinstance(space, gym.spaces.Dict) else {"": space}
+    zeros = {key: torch.zeros(batch, length + 1, *part.shape, dtype=torch.uint8 if part.dtype == np.uint8 else torch.float32)
+             for key, part in parts.items()}
+    obs = zeros if isinstance(space, gym.spaces.Dict) else zeros[""]
     actions = torch.as_tensor(np.stack([[model.action_space.sample() for _ in range(length)] for _ in range(batch)]))
     fake = {"obs": obs, "action": actions, "reward": torch.zeros(batch, length),
             "terminated": torch.zeros(batch, length, dtype=torch.bool), "mask": torch.ones(batch, length, dtype=torch.bool)}
