@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from worldkit.checkpoints import save_pretrained
+from worldkit.cli import run_command
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig, evaluate
 from worldkit.data import SequenceDataModule, collect
@@ -153,4 +154,4 @@ def _train_world_model(config: Config, store, run_dir: Path) -> RSSM:
 
 
 if __name__ == "__main__":
-    main(parse_config(Config))
+    run_command(lambda: main(parse_config(Config)))  # a mistake in the flags is one line, not a traceback

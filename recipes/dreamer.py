@@ -20,6 +20,7 @@ and actor together; ``worldkit.checkpoints.from_pretrained`` loads it and ``.eva
 
 from dataclasses import dataclass
 
+from worldkit.cli import run_command
 from worldkit.runs.dreamer import DreamerRunConfig, parse_dreamer_config, run_dreamer
 
 
@@ -33,4 +34,4 @@ def main(config: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_dreamer_config(Config))
+    run_command(lambda: main(parse_dreamer_config(Config)))  # a mistake in the flags is one line, not a traceback

@@ -9,6 +9,7 @@ See ``recipes/dreamer.py`` for the presets, the files a run writes and how it re
 
 from dataclasses import dataclass
 
+from worldkit.cli import run_command
 from worldkit.runs.dreamer import (
     DreamerRunConfig,
     compile_loops,
@@ -33,4 +34,4 @@ def main(config: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_dreamer_config(Config))
+    run_command(lambda: main(parse_dreamer_config(Config)))  # a mistake in the flags is one line, not a traceback

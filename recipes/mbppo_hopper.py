@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from worldkit.checkpoints import save_pretrained
+from worldkit.cli import run_command
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
@@ -167,4 +168,4 @@ _RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "ru
 
 
 if __name__ == "__main__":
-    main(parse_config(Config))
+    run_command(lambda: main(parse_config(Config)))  # a mistake in the flags is one line, not a traceback

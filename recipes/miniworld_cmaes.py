@@ -14,6 +14,7 @@ again with the same flags resumes.
 
 from dataclasses import dataclass
 
+from worldkit.cli import run_command
 from worldkit.config import parse_config
 from worldkit.runs.world_models import WorldModelsConfig, run_world_models
 
@@ -28,4 +29,4 @@ def main(config: Config) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(parse_config(Config))
+    run_command(lambda: main(parse_config(Config)))  # a mistake in the flags is one line, not a traceback

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from worldkit.checkpoints import save_pretrained
+from worldkit.cli import run_command
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPO_PRESETS, PPOConfig
 from worldkit.controllers.curiosity_hook import ICMHook
@@ -169,7 +170,12 @@ def _write_artifacts(config, spec, run_dir, ppo, world_model, evaluations, logge
     frames, states = _watch_policy(ppo, spec)
     logger.log_image("gait", filmstrip(frames, run_dir / "gait_filmstrip.png", title=f"{spec.name}: {config.method}"))
     if world_model is not None:
-        logger.log_image("latent_tsne", _latent_tsne(world_model, ppo, states, run_dir / "latent_tsne.png"))
+        try:
+            import sklearn  # noqa: F401 - the t-SNE map's one dependency, an optional one
+        except ImportError:
+            print("no latent_tsne.png: it needs scikit-learn (pip install scikit-learn)")
+        else:
+            logger.log_image("latent_tsne", _latent_tsne(world_model, ppo, states, run_dir / "latent_tsne.png"))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -231,4 +237,4 @@ def parse(args: list[str] | None = None) -> Config:
 
 
 if __name__ == "__main__":
-    main(parse())
+    run_command(lambda: main(parse()))  # a mistake in the flags is one line, not a traceback

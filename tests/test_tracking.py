@@ -121,3 +121,16 @@ def test_a_run_saved_before_a_setting_existed_resumes_only_at_its_default(tmp_pa
     with pytest.raises(ValueError, match="added: saved False, now True"):
         check_same_settings(tmp_path, _Outer(added=True), resumable=[])
     check_same_settings(tmp_path, _Outer(x=5), resumable=["x"])
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path):
+    """The W&B run id is kept in the run folder, so a run resumed after a kill logs to the same run."""
+    with RunLogger(tmp_path, {"latent_dim": 32}, mode="offline", project="worldkit-tests") as first:
+        first.log({"x": 1.0}, step=1)
+        first_id = first.wandb_run.id
+    assert (tmp_path / "wandb_run_id").read_text().strip() == first_id
+    with RunLogger(tmp_path, {"latent_dim": 32}, mode="offline", project="worldkit-tests") as second:
+        second.log({"x": 2.0}, step=2)
+        assert second.wandb_run.id == first_id
+    with RunLogger(tmp_path / "other", {"latent_dim": 32}, mode="offline", project="worldkit-tests") as other:
+        assert other.wandb_run.id != first_id

@@ -66,10 +66,16 @@ class RunLogger:
         if check_wandb_mode(mode) != "disabled":
             import wandb
 
+            # A resumed run continues its W&B run: the id is kept in the run folder (a sweep agent
+            # names its runs itself).
+            id_file = self.run_dir / "wandb_run_id"
+            run_id = id_file.read_text().strip() if id_file.exists() and not os.environ.get("WANDB_SWEEP_ID") else None
             self.wandb_run = wandb.init(
                 project=project, name=name, group=group, config=self.config, mode=mode,
-                dir=str(self.run_dir), reinit="create_new",
+                dir=str(self.run_dir), reinit="create_new", id=run_id, resume="allow" if run_id else None,
             )
+            if run_id is None:
+                id_file.write_text(self.wandb_run.id + "\n")
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         """Record scalar metrics at an env/optimiser step."""

@@ -44,6 +44,13 @@ class WriterLock:
         self._fd = fd
         return True
 
+    def record(self, text: str) -> None:
+        """Write ``text`` into the lock file (who holds it), replacing what was there."""
+        if self._fd is None:
+            raise RuntimeError("record() needs the lock held")
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, text.encode(), 0)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock

@@ -40,9 +40,10 @@ from worldkit.dream.open_loop import open_loop_picture
 from worldkit.envs import make_env, make_vector_env, parse_spec
 from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.runs.files import EvaluationLog, save_atomically, write_json
-from worldkit.runs.folder import check_same_settings
+from worldkit.runs.folder import RunDirInUseError, check_same_settings, hold_run_dir
 from worldkit.runs.schedules import Every, Ratio
 from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.video import FrameRecorder, write_video
 
 __all__ = ["DREAMER_PRESETS", "DreamerRunConfig", "OnlineDreamer", "compile_loops", "parse_dreamer_config",
            "run_dreamer", "sample_batch", "train_step"]
@@ -213,7 +214,7 @@ class OnlineDreamer:
 
     def _evaluate(self, steps: int, video: bool = False) -> dict:
         frames: list[np.ndarray] = []
-        record = _FrameRecorder(self.eval_env, frames) if video else None
+        record = FrameRecorder(self.eval_env, frames) if video else None
         result = evaluate_in_real_env(self.model, partial(self.learner.actor_critic.act, deterministic=True),
                                       record or self.eval_env, self.config.eval_episodes,
                                       seed=10_000 + self.config.seed)
@@ -248,58 +249,6 @@ class OnlineDreamer:
             self.logger.log_image("open_loop", run_dir / "open_loop.png")
         write_json(run_dir / "summary.json", summary)
         return summary
-
-
-class _FrameRecorder(gym.Wrapper):
-    """Keeps the frames of the episodes it steps: the observations of a pixel env, the renders of
-    a state env made with ``render_mode="rgb_array"``."""
-
-    def __init__(self, env: gym.Env, frames: list[np.ndarray]):
-        super().__init__(env)
-        self.frames = frames
-
-    def _keep(self, obs: Any) -> None:
-        if isinstance(obs, dict):  # a Dict observation shows its first image, where it has one
-            obs = next((x for x in obs.values() if np.ndim(x) == 3), None)
-        obs = np.asarray(obs)
-        if obs.ndim == 3 and obs.dtype == np.uint8:
-            self.frames.append(obs)
-            return
-        if self.frames is None:
-            return
-        try:
-            frame = self.env.render()
-        except Exception as error:  # noqa: BLE001 - any env's renderer: the video is dropped, not the run
-            print(f"no evaluation video: the env could not render ({error!r})")
-            self.frames.clear()
-            self.frames = None
-            return
-        if frame is not None:
-            self.frames.append(np.asarray(frame))
-
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        self._keep(obs)
-        return obs, info
-
-    def step(self, action):
-        out = self.env.step(action)
-        self._keep(out[0])
-        return out
-
-
-def write_video(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
-    """An mp4 of uint8 HWC frames (through imageio's ffmpeg), written whole or not at all."""
-    import imageio.v2 as imageio
-
-    from worldkit.files import temp_path
-
-    tmp = temp_path(path).with_suffix(".mp4")
-    with imageio.get_writer(tmp, fps=fps, macro_block_size=1) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    tmp.replace(path)
-    return path
 
 
 @dataclass
@@ -488,6 +437,12 @@ def run_dreamer(config: DreamerRunConfig) -> dict:
     size = PIXEL_SIZE if spec.obs == "pixels" else None
     eval_env = _make_eval_env(spec, repeat, size, video=config.video)
     _check_dreamer_spaces(spec, eval_env)
+    if fabric.is_global_zero:
+        try:
+            hold_run_dir(run_dir)
+        except RunDirInUseError:
+            eval_env.close()
+            raise
     vectorization = config.vectorization
     if vectorization == "auto":
         vectorization = "async" if config.envs > 1 and spec.obs == "pixels" and config.env_module is None else "sync"

@@ -8,7 +8,55 @@ from typing import Any
 
 from worldkit.tracking import config_dict
 
-__all__ = ["check_same_settings", "sweep_run_dir"]
+__all__ = ["RunDirInUseError", "check_same_settings", "hold_run_dir", "run_dir_holder", "sweep_run_dir"]
+
+LOCK_FILE = ".writer.lock"
+
+
+class RunDirInUseError(RuntimeError):
+    """Another live process is writing to this run folder."""
+
+
+_held: dict[Path, Any] = {}
+
+
+def hold_run_dir(run_dir: Path) -> None:
+    """Make this process the run folder's one writer, for as long as it lives.
+
+    Two processes on one folder would interleave their logs and overwrite each other's state. The
+    lock is an OS file lock, so the kernel drops it when its holder exits, however it exits: a
+    folder left by a killed run is taken over at once. Holding it again in the same process is a no-op.
+
+    Raises:
+        RunDirInUseError: a live process holds the folder (the message names its PID).
+    """
+    from worldkit.data.lock import WriterLock
+
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _held:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = WriterLock(run_dir / LOCK_FILE)
+    if not lock.try_acquire():
+        holder = (run_dir / LOCK_FILE).read_text().strip() or "unknown"
+        raise RunDirInUseError(f"{run_dir} is in use by another run (process {holder}): wait for it to finish, "
+                               "or give another --run_dir")
+    lock.record(f"{os.getpid()}\n")
+    _held[run_dir] = lock
+
+
+def run_dir_holder(run_dir: Path) -> "str | None":
+    """The PID of the live process writing to ``run_dir``, or None when no process is."""
+    from worldkit.data.lock import WriterLock
+
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _held:
+        return str(os.getpid())
+    lock = WriterLock(run_dir / LOCK_FILE)
+    if lock.try_acquire():
+        lock.release()
+        return None
+    return (run_dir / LOCK_FILE).read_text().strip() or "unknown"
 
 
 def check_same_settings(run_dir: Path, config: Any, resumable: Iterable[str]) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from worldkit.runs.files import EvaluationLog, drop_rows_after, save_atomically
-from worldkit.runs.folder import check_same_settings, sweep_run_dir
+from worldkit.runs.folder import RunDirInUseError, check_same_settings, hold_run_dir, sweep_run_dir
 from worldkit.runs.schedules import Every
 from worldkit.tracking import RunLogger
 
@@ -40,7 +40,8 @@ def open_ppo_run(config: Any, spec: "EnvSpec", seed: int, resumable: Iterable[st
     envs = make_vector_env(spec, ppo_config.num_envs)
     try:
         require_flat_box(envs.single_observation_space, f"this recipe (on {spec})")
-    except ValueError:
+        hold_run_dir(run_dir)
+    except (ValueError, RunDirInUseError):
         envs.close()
         raise
     return run_dir, ppo_config, envs

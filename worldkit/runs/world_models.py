@@ -48,6 +48,7 @@ from worldkit.models.protocol import select_state
 from worldkit.models.vae import ConvVAE
 from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.plots import cmaes_curve, frame_grid, side_by_side_gif
+from worldkit.runs.folder import hold_run_dir
 from worldkit.tracking import RunLogger, check_wandb_mode
 from worldkit.training import TrainerConfig, make_trainer
 
@@ -176,6 +177,7 @@ def run_world_models(config: WorldModelsConfig) -> list[dict]:
 
 def run_seed(config: WorldModelsConfig, env: str, name: str, seed: int) -> dict:
     run = Path(config.run_dir) / f"{name}-seed{seed}"
+    hold_run_dir(run)
     torch.manual_seed(seed)
     store = stage_collect(config, env, run, seed)
     vae = stage_vae(config, store, run, seed)

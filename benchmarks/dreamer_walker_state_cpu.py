@@ -1,0 +1,72 @@
+"""Dreamer's cpu preset on dm-control walker-walk from state, 100k env steps, over seeds.
+
+    python benchmarks/dreamer_walker_state_cpu.py                      # run what is missing, then report
+    python benchmarks/dreamer_walker_state_cpu.py --report_only=True   # report from the runs on disk
+
+Each seed is one ``recipes/dreamer.py --env=dmc:walker-walk --preset=cpu`` run in
+``<run_dir>/seed<k>``, one after another; finished runs are skipped and killed ones resume.
+Protocol: the final deterministic actor over 10 fresh episodes (reset seeds 20,000 and up), IQM
+and mean with 95% stratified bootstrap CIs over seeds; the wall-clock of each run. Writes
+benchmarks/results/dreamer_walker_state_cpu.json.
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import ROOT, interval_estimates, provenance
+from dreamer_final_eval import final_eval
+
+from worldkit.config import parse_config
+
+
+@dataclass
+class Config:
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    total_steps: int = 100_000
+    run_dir: str = "benchmarks/runs/dreamer_state_cpu"
+    episodes: int = 10
+    """fresh evaluation episodes of each final actor"""
+    report_only: bool = False
+
+
+def run_seed(config: Config, seed: int) -> Path:
+    run_dir = ROOT / config.run_dir / f"seed{seed}"
+    if not (run_dir / "summary.json").exists():
+        command = [sys.executable, str(ROOT / "recipes" / "dreamer.py"), "--env=dmc:walker-walk", "--preset=cpu",
+                   f"--seed={seed}", f"--total_steps={config.total_steps}", f"--run_dir={run_dir}",
+                   "--progress=False", "--wandb_mode=disabled"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir.with_suffix(".log"), "a") as log:
+            print("start", " ".join(command[1:]), flush=True)
+            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
+    if not (run_dir / "final_eval.json").exists():
+        final_eval(run_dir, config.episodes)
+    return run_dir
+
+
+def report(config: Config) -> dict:
+    finished = [ROOT / config.run_dir / f"seed{seed}" for seed in config.seeds]
+    finished = [run for run in finished if (run / "final_eval.json").exists()]
+    finals = [json.loads((run / "final_eval.json").read_text())["mean"] for run in finished]
+    hours = [json.loads((run / "summary.json").read_text())["wall_clock_seconds"] / 3600 for run in finished]
+    results = {**provenance(), "protocol": f"final deterministic actor, {config.episodes} episodes from reset seed "
+                                           "20,000, at 100k env steps (action repeat 2)",
+               "seeds": [int(run.name.removeprefix("seed")) for run in finished],
+               "per_seed": {"dmc:walker-walk": finals}, "hours_per_seed": [round(h, 3) for h in hours]}
+    if finals:
+        results["stats"] = interval_estimates({"dmc:walker-walk": finals})
+    (ROOT / "benchmarks" / "results" / "dreamer_walker_state_cpu.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: results[k] for k in ("seeds", "per_seed", "hours_per_seed")}))
+    return results
+
+
+if __name__ == "__main__":
+    cfg = parse_config(Config)
+    if not cfg.report_only:
+        for s in cfg.seeds:
+            run_seed(cfg, s)
+            report(cfg)
+    report(cfg)
