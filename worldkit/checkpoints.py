@@ -376,8 +376,14 @@ def _swap_in(staging: Path, directory: Path) -> None:
 
 
 def _checkpoints_root() -> Path:
+    """``$WORLDKIT_CHECKPOINTS``, else the source checkout's ``checkpoints/``, else the copy an
+    installed wheel carries (``worldkit/pretrained``)."""
     configured = os.environ.get(CHECKPOINTS_ENV_VAR)
-    return Path(configured) if configured else Path(worldkit.__file__).resolve().parent.parent / "checkpoints"
+    if configured:
+        return Path(configured)
+    package = Path(worldkit.__file__).resolve().parent
+    source = package.parent / "checkpoints"
+    return source if source.is_dir() else package / "pretrained"
 
 
 def _resolve(dir_or_name: str | os.PathLike) -> Path:

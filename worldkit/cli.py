@@ -278,13 +278,13 @@ def main(argv: "list[str] | None" = None) -> int:
 
 
 def run_recipe(name: str, flags: list[str]) -> Any:
-    """A recipe as ``python recipes/<name>.py`` runs it (from a source checkout)."""
+    """A recipe as ``python recipes/<name>.py`` runs it: from the source checkout, or the copy an
+    installed wheel carries (``worldkit.recipes``)."""
     script = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
-    if not script.exists():
-        print(f"error: {script} not found: recipes ship with the source (git clone the repository)", file=sys.stderr)
-        sys.exit(2)
     sys.argv = [str(script), *flags]
-    return runpy.run_path(str(script), run_name="__main__")
+    if script.exists():
+        return runpy.run_path(str(script), run_name="__main__")
+    return runpy.run_module(f"worldkit.recipes.{name}", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""A non-editable install works: the wheel carries every package, the shipped checkpoints (loaded
+by name from any folder) and the recipes (through the ``worldkit`` command)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_is_named_in_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    named = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "worldkit").glob("**/__init__.py")}
+    assert found <= named, f"add {sorted(found - named)} to [tool.setuptools] packages in pyproject.toml"
+
+
+def test_the_wheel_installs_and_loads_shipped_checkpoints_from_another_folder(tmp_path):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("worldkit-*.whl")
+    target = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                                str(wheel)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("WORLDKIT_CHECKPOINTS", None)
+    code = ("import worldkit; from worldkit.models import LatentMLPWorldModel; "
+            "m = LatentMLPWorldModel.from_pretrained('walker2d-wm'); print(worldkit.__file__, m.env_spec)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=elsewhere,
+                            env=env)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.startswith(str(target)) and "gym:Walker2d-v4" in loaded.stdout  # the wheel's, not the source's
+    listed = subprocess.run([str(target / "bin" / "worldkit"), "checkpoints"], capture_output=True, text=True,
+                            timeout=120, cwd=elsewhere, env=env)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert "walker2d-wm" in listed.stdout and "sidewalk-vae" in listed.stdout
+    helped = subprocess.run([str(target / "bin" / "worldkit"), "recipe", "dreamer", "--help"], capture_output=True,
+                            text=True, timeout=120, cwd=elsewhere, env=env)
+    assert helped.returncode == 0 and "--env" in helped.stdout, helped.stderr[-3000:]
