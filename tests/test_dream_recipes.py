@@ -121,6 +121,7 @@ def test_dreamer_recipe_refuses_bad_input_before_work(tmp_path):
 def test_dream_ppo_recipe_runs_end_to_end_and_reports_the_gap(tmp_path):
     result = run_recipe("dream_ppo_walker.py", tmp_path, *TINY_DREAM_PPO)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "GPU available" not in result.stdout + result.stderr  # a quiet console: Lightning's banners only with --verbose
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["dream_steps"] == 512
     for key in ("dream_return", "real_return_at_horizon", "dream_to_real_gap", "real_return"):

@@ -265,3 +265,33 @@ def test_bad_input_gets_clear_errors(world_models):
         DreamerConfig(critic="huber")
     with pytest.raises(ValueError, match="return_critic must be 'slow' or 'fast'"):
         DreamerConfig(return_critic="target")
+
+
+def test_stable_baselines3_trains_in_a_dream_and_acts_in_the_real_env():
+    """Outside code in the single-env view: SB3's PPO learns only in the shipped walker-walk
+    RSSM's dream, then acts in the real env through worldkit, as docs/dreaming.md shows."""
+    from stable_baselines3 import PPO as SB3PPO
+
+    from worldkit.data.driver import drive
+    from worldkit.dream.driver import evaluate_in_real_env
+    from worldkit.dream.env import DreamEnv, real_start_states
+    from worldkit.envs import make_env
+    from worldkit.models import RSSM
+
+    model = RSSM.from_pretrained("dmc-walker-rssm")
+    episodes = []
+    with make_env("dmc:walker-walk", action_repeat=2) as env:
+        drive(env, None, seeds=[0], max_steps=100, on_episode=episodes.append)
+    dream = DreamEnv(model, real_start_states(model, episodes), horizon=50).single_env()
+    agent = SB3PPO("MlpPolicy", dream, n_steps=256, batch_size=64, n_epochs=2, seed=0, device="cpu")
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    agent.learn(1024)
+    assert agent.num_timesteps >= 1024
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, agent.policy.parameters()))
+
+    def act(features: torch.Tensor) -> np.ndarray:
+        return agent.predict(features.cpu().numpy(), deterministic=True)[0]
+
+    with make_env("dmc:walker-walk", action_repeat=2) as env:
+        result = evaluate_in_real_env(model, act, env, episodes=2, seed=0, max_steps=50)
+    assert result["episodes"] == 2 and np.isfinite(result["mean_return"])

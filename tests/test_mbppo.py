@@ -19,10 +19,10 @@ from worldkit.controllers import PPO, PPOAgent, PPOConfig
 from worldkit.controllers.imagination import per_trajectory_gae, rollouts_for_confidence
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
 from worldkit.dream.open_loop import open_loop_error
-from worldkit.models.protocol import WorldModel
 from worldkit.envs import make_vector_env
 from worldkit.intrinsic import RND, AdaptiveBeta
 from worldkit.models.ensemble import DynamicsEnsemble
+from worldkit.models.protocol import WorldModel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,9 @@ import torch
 
 from worldkit.checkpoints import save_pretrained
 from worldkit.data import SequenceDataModule, collect
-from worldkit.models.protocol import WorldModel
 from worldkit.models.heads import ScalarHead, symexp, symlog
+from worldkit.models.protocol import WorldModel
 from worldkit.models.rssm import PRESETS, RSSM, ObservationShapeError
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

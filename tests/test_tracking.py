@@ -134,3 +134,22 @@ def test_a_resumed_run_continues_its_wandb_run(tmp_path):
         assert second.wandb_run.id == first_id
     with RunLogger(tmp_path / "other", {"latent_dim": 32}, mode="offline", project="worldkit-tests") as other:
         assert other.wandb_run.id != first_id
+
+
+def test_tensorboard_logs_scalars_and_pictures_where_chosen(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from worldkit.plots import learning_curves
+
+    picture = learning_curves({"run": [([0, 1], [0.0, 1.0])]}, tmp_path / "curve.png")
+    with RunLogger(tmp_path / "run", {"logger": "tensorboard"}, backend="tensorboard") as run:
+        run.log({"eval/mean_return": 3.5}, step=7)
+        run.log_image("learning_curve", picture)
+        assert run.wandb_run is None
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    [scalar] = events.Scalars("eval/mean_return")
+    assert (scalar.step, scalar.value) == (7, 3.5)
+    assert events.Tags()["images"] == ["learning_curve"]
+    with pytest.raises(ValueError, match="logger must be one of"):
+        RunLogger(tmp_path / "other", backend="tensorbored")
