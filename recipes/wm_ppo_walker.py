@@ -113,6 +113,8 @@ def main(config: Config) -> list[dict]:
     quiet_console(config.verbose)
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     frozen = None if config.world_model is None else LatentMLPWorldModel.from_pretrained(config.world_model)
+    if frozen is not None and frozen.env_spec not in (None, str(spec)):
+        raise ValueError(f"--world_model={config.world_model} was trained on {frozen.env_spec}, not {spec}")
     return [run_seed(config, spec, seed, frozen) for seed in config.seeds]
 
 

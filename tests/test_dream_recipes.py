@@ -19,8 +19,8 @@ from worldkit.models.rssm import RSSM
 from worldkit.runs.dreamer import DreamerRunConfig, preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_DREAMER = ["--preset=tiny", "--prefill=1000", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
-                "--sequence_length=16", "--eval_every=2000", "--dreamer.hidden=32", "--dreamer.layers=1"]
+TINY_DREAMER = ["--preset=tiny", "--prefill=500", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
+                "--sequence_length=16", "--eval_every=1000", "--dreamer.hidden=32", "--dreamer.layers=1"]
 TINY_DREAM_PPO = ["--data_steps=600", "--model.max_steps=10", "--model.val_check_interval=5", "--size=tiny",
                   "--ppo.total_steps=512", "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=2",
                   "--ppo.update_epochs=1", "--horizon=32", "--eval_episodes=2", "--start_episodes=20"]
@@ -53,19 +53,20 @@ def recipe_main(name: str, run_dir: Path, *flags: str):
 
 
 def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
-    first = run_recipe("dreamer_dmc_walker.py", tmp_path, "--total_steps=2000", *TINY_DREAMER)
+    first = run_recipe("dreamer_dmc_walker.py", tmp_path, "--total_steps=1000", "--video=False", *TINY_DREAMER)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert not (tmp_path / "evaluation.mp4").exists()
     first_seconds = json.loads((tmp_path / "summary.json").read_text())["wall_clock_seconds"]
     # resumed under bf16 autocast, a change of speed (like --device), not of experiment
-    second = run_recipe("dreamer_dmc_walker.py", tmp_path, "--total_steps=3000", "--precision=bf16", *TINY_DREAMER)
+    second = run_recipe("dreamer_dmc_walker.py", tmp_path, "--total_steps=2000", "--precision=bf16", *TINY_DREAMER)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "resuming" in second.stdout and "at 2000 env steps" in second.stdout
+    assert "resuming" in second.stdout and "at 1000 env steps" in second.stdout
     for name in ["metrics.jsonl", "metrics.csv", "evaluations.jsonl", "summary.json", "learning_curve.png",
                  "open_loop.png", "evaluation.mp4", "checkpoints/world_model/model.safetensors",
                  "checkpoints/agent/model.safetensors"]:
         assert (tmp_path / name).exists(), name
     evaluations = [json.loads(line) for line in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in evaluations] == [2000, 3000]
+    assert [row["step"] for row in evaluations] == [1000, 2000]
     assert all(np.isfinite(row["mean_return"]) for row in evaluations)
     # the wall-clock goes on from the first sitting's, so a run split by a kill reports its whole time
     assert 0 < evaluations[0]["seconds"] <= first_seconds < evaluations[1]["seconds"]
@@ -78,7 +79,7 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     assert isinstance(agent, DreamerAgent) and agent.env_spec == "dmc:walker-walk"
     torch.testing.assert_close(agent.actor_critic.state_dict(), torch.load(tmp_path / "state.pt")["learner"]["actor_critic"])
     with pytest.raises(ValueError, match="holds a run with other settings.*model_lr"):
-        recipe_main("dreamer_dmc_walker.py", tmp_path, "--total_steps=3000", *TINY_DREAMER, "--model_lr=0.1")
+        recipe_main("dreamer_dmc_walker.py", tmp_path, "--total_steps=2000", *TINY_DREAMER, "--model_lr=0.1")
 
 
 @pytest.mark.parametrize("env, flags, frames", [
@@ -167,7 +168,7 @@ def test_dreamer_trains_data_parallel_in_two_processes_that_end_with_the_same_we
     """--devices=2 on the CPU: Lightning Fabric starts two processes (gloo); each collects its own
     episodes, and averaged gradients keep their weights equal to the last bit."""
     result = run_recipe("dreamer.py", tmp_path, "--env=WorldkitCorridor-v0", "--env_module=user_envs",
-                        "--preset=tiny", "--total_steps=600", "--prefill=200", "--devices=2",
+                        "--preset=tiny", "--total_steps=400", "--prefill=200", "--devices=2",
                         env={"PYTHONPATH": str(ROOT / "tests")})
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -113,7 +113,7 @@ def run_recipe(run_dir: Path, *flags: str, timeout: float = 400) -> subprocess.C
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
-def test_recipe_runs_end_to_end_and_writes_every_artifact(tmp_path):
+def test_recipe_runs_end_to_end_and_writes_every_artifact(tmp_path, capsys):
     result = run_recipe(tmp_path, "--total_steps=4096", "--eval_every=2048", "--eval_episodes=1",
                         "--ppo_preset=rl_zoo_halfcheetah", "--ppo.num_steps=1024", "--latent_dim=16")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -130,6 +130,12 @@ def test_recipe_runs_end_to_end_and_writes_every_artifact(tmp_path):
     assert [row["step"] for row in evaluations] == [2048, 4096]
     world_model = LatentMLPWorldModel.from_pretrained(run / "checkpoints" / "world_model")
     assert world_model.hparams.latent_dim == 16
+    from worldkit.cli import (
+        main as cli,  # the saved policy, its encoder included, plays again
+    )
+
+    cli(["eval", str(run), "--episodes=1", "--seed=3"])
+    assert "return over 1 episodes of gym:Walker2d-v4 (seeds 3-3)" in capsys.readouterr().out
 
 
 def test_recipe_trains_ppo_over_a_frozen_shipped_world_model(tmp_path):

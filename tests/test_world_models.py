@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from worldkit.checkpoints import from_pretrained, save_pretrained
+from worldkit.cli import main as cli
 from worldkit.config import parse_config
 from worldkit.data import TransitionDataModule, collect
 from worldkit.dream.imagine import Dream, imagine
@@ -231,7 +232,7 @@ def run_recipe(run_dir: Path, *extra: str) -> list[dict]:
     return recipe.main(parse_config(recipe.Config, flags))
 
 
-def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
+def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path, capsys):
     [result] = run_recipe(tmp_path)
     run = tmp_path / "Sidewalk-seed0"
     artifacts = ["recon_grid.png", "latents.npz", "cmaes.jsonl", "cmaes_curve.png", "real_vs_dream.gif",
@@ -254,6 +255,8 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path):
     assert result["dream"]["rollouts"] == 8 and result["collected_data"]["episodes"] == 3 + 2  # and round 1's
     assert len((run / "cmaes.jsonl").read_text().splitlines()) == 2
     assert imageio.imread(run / "recon_grid.png").shape == (2 * 30 * 3, 8 * 40 * 3, 3)
+    cli(["eval", str(run), "--episodes=2", "--seed=7"])  # the chosen stage's V, M and controller, acting again
+    assert "return over 2 episodes of miniworld:Sidewalk (seeds 7-8)" in capsys.readouterr().out
     written = {name: (run / name).stat().st_mtime_ns for name in artifacts}
     assert run_recipe(tmp_path) == [result]
     assert {name: (run / name).stat().st_mtime_ns for name in artifacts} == written  # every stage skipped

@@ -61,16 +61,26 @@ def load_actor(path: Path) -> tuple[Any, str | None, dict]:
     if config.get("format") == "worldkit-checkpoint":  # a checkpoint folder itself
         return _actor_of(from_pretrained(path), path), None, {}
     checkpoints = path / "checkpoints"
-    selection = path / "selection.json"
-    if selection.exists():
-        checkpoints = path / _read_json(selection)["chosen"] / "checkpoints"
+    selection = _read_json(path / "selection.json") if (path / "selection.json").exists() else {}
+    if selection:  # World Models: the stage the run chose, acting as the run evaluated it
+        checkpoints = path / selection["chosen"] / "checkpoints"
+        config = config or (_read_json(path / "eval" / "config.json") if (path / "eval" / "config.json").exists() else {})
     if (checkpoints / "agent").exists():
         return _actor_of(from_pretrained(checkpoints / "agent"), checkpoints / "agent"), config.get("env"), config
     if (checkpoints / "controller").exists() and (checkpoints / "world_model").exists():
-        from worldkit.dream.driver import WorldModelPolicy
+        from worldkit.dream.driver import LoopEscape, WorldModelPolicy
 
         world_model, controller = from_pretrained(checkpoints / "world_model"), from_pretrained(checkpoints / "controller")
-        return WorldModelPolicy(world_model, controller.act), world_model.env_spec, config
+        escape = None
+        if selection.get("escape"):  # the random action that ends a loop of repeated frames, as evaluated
+            escape = LoopEscape(selection["escape"], int(world_model.action_space.n), selection.get("explore_actions"))
+        return WorldModelPolicy(world_model, controller.act, escape), world_model.env_spec, config
+    if (checkpoints / "policy").exists() and (checkpoints / "world_model").exists() and config.get("method") == "wm_ppo":
+        from worldkit.controllers.wm_ppo import load_policy_with_features
+
+        agent = load_policy_with_features(checkpoints / "policy", checkpoints / "world_model",
+                                          config.get("policy_input", "z"))
+        return _actor_of(agent, checkpoints / "policy"), config.get("env"), config
     if (checkpoints / "policy").exists():
         return _actor_of(from_pretrained(checkpoints / "policy"), checkpoints / "policy"), config.get("env"), config
     raise ValueError(f"{path} holds no agent to evaluate: give a run folder with checkpoints/agent (Dreamer), "

@@ -32,6 +32,39 @@ def check_wandb_mode(mode: str) -> str:
     return mode
 
 
+LOGGERS = ("wandb", "tensorboard")
+
+
+def check_logger(logger: str) -> str:
+    """Refuse an unknown logger, and TensorBoard where it is not installed, before any work starts."""
+    if logger not in LOGGERS:
+        raise ValueError(f"logger must be one of {LOGGERS}, got {logger!r}")
+    if logger == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401 - torch's SummaryWriter needs it
+        except ImportError as error:
+            raise ValueError("--logger=tensorboard needs the tensorboard package: pip install tensorboard") from error
+    return logger
+
+
+def quiet_console(verbose: bool = False) -> None:
+    """A console that shows progress bars and results: Lightning's device banners, model summaries
+    and tips, and W&B's banners, only when ``verbose``."""
+    import logging
+
+    if verbose:
+        return
+    os.environ.setdefault("WANDB_SILENT", "true")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _summary_writer(folder: Path) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(folder))
+
+
 def _has_wandb_credentials() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
@@ -56,14 +89,18 @@ class RunLogger:
     """
 
     def __init__(self, run_dir: str | Path, config: Any = None, *, mode: str = "offline",
-                 project: str = "worldkit", name: str | None = None, group: str | None = None):
+                 project: str = "worldkit", name: str | None = None, group: str | None = None,
+                 backend: str | None = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config = config_dict(config) if config is not None else {}
         (self.run_dir / "config.json").write_text(json.dumps(self.config, indent=2))
         self._metrics_file = open(self.run_dir / "metrics.jsonl", "a")
-        self.wandb_run = None
-        if check_wandb_mode(mode) != "disabled":
+        self.wandb_run = self.tensorboard = None
+        backend = check_logger(backend or getattr(config, "logger", "wandb"))
+        if backend == "tensorboard":
+            self.tensorboard = _summary_writer(self.run_dir / "tensorboard")
+        elif check_wandb_mode(mode) != "disabled":
             import wandb
 
             # A resumed run continues its W&B run: the id is kept in the run folder (a sweep agent
@@ -84,9 +121,16 @@ class RunLogger:
         self._metrics_file.flush()
         if self.wandb_run is not None:
             self.wandb_run.log(dict(metrics), step=int(step))
+        if self.tensorboard is not None:
+            for key, value in metrics.items():
+                self.tensorboard.add_scalar(key, float(value), int(step))
 
     def log_image(self, key: str, path: str | Path, step: int | None = None) -> None:
         """Record a picture already written to disk (PNG/GIF)."""
+        if self.tensorboard is not None and str(path).endswith(".png"):
+            import imageio.v2 as imageio
+
+            self.tensorboard.add_image(key, imageio.imread(path)[..., :3], step or 0, dataformats="HWC")
         if self.wandb_run is not None:
             import wandb
 
@@ -113,6 +157,8 @@ class RunLogger:
             writer.writerows(rows)
         if self.wandb_run is not None:
             self.wandb_run.finish()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def __enter__(self) -> "RunLogger":
         return self
@@ -122,12 +168,14 @@ class RunLogger:
 
 
 def lightning_loggers(run_dir: str | Path, config: Any = None, *, mode: str = "offline",
-                      project: str = "worldkit", name: str | None = None) -> list:
-    """Loggers for ``lightning.Trainer``: a CSV logger always, W&B unless disabled."""
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+                      project: str = "worldkit", name: str | None = None, backend: str | None = None) -> list:
+    """Loggers for ``lightning.Trainer``: a CSV logger always; TensorBoard, or W&B unless disabled."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
     loggers = [CSVLogger(save_dir=str(run_dir), name="", version="")]
-    if check_wandb_mode(mode) != "disabled":
+    if check_logger(backend or getattr(config, "logger", "wandb")) == "tensorboard":
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+    elif check_wandb_mode(mode) != "disabled":
         # The mode goes to wandb.init itself: Lightning's offline=True sets WANDB_MODE=dryrun instead,
         # which a process that already ran an offline wandb run takes for online, asking for a login.
         wandb_logger = WandbLogger(project=project, name=name, save_dir=str(run_dir), mode=mode)

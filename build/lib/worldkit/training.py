@@ -58,6 +58,7 @@ def make_trainer(config: TrainerConfig, run_dir: str | Path, *, wandb_mode: str 
         logger=lightning_loggers(run_dir, hparams, mode=wandb_mode, project=project),
         callbacks=[ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)],
         enable_progress_bar=config.progress,
+        enable_model_summary=getattr(hparams, "verbose", True),  # a quiet console unless --verbose
         default_root_dir=str(run_dir),
         log_every_n_steps=10,
     )

@@ -12,7 +12,9 @@ model's own normaliser stays the identity here.
 """
 
 import copy
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -110,3 +112,24 @@ class WorldModelAssist(nn.Module, PPOHook):
 
     def on_update_end(self, metrics: dict[str, float]) -> None:
         metrics.update({f"world_model/{k}": v for k, v in self.last_losses.items()})
+
+
+def load_policy_with_features(policy_dir: "str | Path", world_model_dir: "str | Path",
+                              policy_input: PolicyInput = "z") -> nn.Module:
+    """A WM-PPO run's saved policy, whose actor and critic read the world model's latents.
+
+    Its checkpoint holds the encoder's weights under ``features.``, but a ``PPOAgent`` rebuilt from
+    hyperparameters alone has no encoder to put them in: the run's exported world model gives
+    the encoder its shape, and the policy's own weights (its normaliser included) then fill it.
+    """
+    from safetensors.torch import load_file
+
+    from worldkit.controllers.policy import PPOAgent
+
+    policy_dir = Path(policy_dir)
+    config = json.loads((policy_dir / "config.json").read_text())
+    features = LatentFeatures(LatentMLPWorldModel.from_pretrained(world_model_dir), policy_input)
+    agent = PPOAgent(**config["hparams"], features=features)
+    agent.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in load_file(policy_dir / "model.safetensors").items()})
+    return agent.eval()

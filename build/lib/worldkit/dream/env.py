@@ -15,8 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from worldkit.models.protocol import State, WorldModel
-from worldkit.models.protocol import select_state
+from worldkit.models.protocol import State, WorldModel, select_state
 
 
 class DreamEnv(gym.vector.VectorEnv):

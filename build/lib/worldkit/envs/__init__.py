@@ -6,7 +6,13 @@ Pixel observations are uint8 HWC everywhere; state observations are float32 vect
 from worldkit.envs.backends import RenderingError
 from worldkit.envs.factory import make_env, make_vector_env
 from worldkit.envs.spec import EnvSpec, UnknownEnvError, known_ids, parse_spec
-from worldkit.envs.wrappers import ActionRepeat, Float32Observation, PixelObservation, ResizeFrames, resize_frame
+from worldkit.envs.wrappers import (
+    ActionRepeat,
+    Float32Observation,
+    PixelObservation,
+    ResizeFrames,
+    resize_frame,
+)
 
 __all__ = [
     "ActionRepeat",

@@ -7,8 +7,8 @@ gymnasium, MiniWorld and imageio use. Models that want CHW rearrange on their si
 
 import warnings
 from collections.abc import Callable
-from typing import Any
 from functools import partial
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

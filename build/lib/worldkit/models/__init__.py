@@ -7,7 +7,15 @@ worldkit.checkpoints. A class declared with ``@world_model`` is registered in ``
 from worldkit.models.ensemble import DynamicsEnsemble
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.mlp import LatentMLPWorldModel
-from worldkit.models.protocol import WORLD_MODELS, State, WorldModel, repeat_state, replace_rows, select_state, world_model
+from worldkit.models.protocol import (
+           WORLD_MODELS,
+           State,
+           WorldModel,
+           repeat_state,
+           replace_rows,
+           select_state,
+           world_model,
+)
 from worldkit.models.rssm import RSSM
 from worldkit.models.vae import ConvVAE
 from worldkit.models.vae_mdn import MDNState, VAEMDNWorldModel

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from worldkit.checkpoints import checkpointable
-from worldkit.models.protocol import world_model
 from worldkit.models.mdnrnn import MDNRNN
+from worldkit.models.protocol import world_model
 from worldkit.models.vae import ConvVAE
 
 

@@ -34,7 +34,7 @@ from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.plots import learning_curves
 from worldkit.runs import read_jsonl, save_atomically
 from worldkit.spaces import check_compatible, require_flat_box
-from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.tracking import RunLogger, check_logger, check_wandb_mode, quiet_console
 from worldkit.training import TrainerConfig, make_trainer
 
 
@@ -62,6 +62,11 @@ class Config:
     seed: int = 0
     run_dir: str = "runs/dream_ppo_walker"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    logger: Literal["wandb", "tensorboard"] = "wandb"
+    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
+    files in <run_dir>/tensorboard"""
+    verbose: bool = False
+    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
     progress: bool = True
     torch_threads: int = 1
     """torch threads (1 is fastest for these small networks on a shared CPU)"""
@@ -78,6 +83,8 @@ class Config:
 
 def main(config: Config) -> dict:
     check_wandb_mode(config.wandb_mode)
+    check_logger(config.logger)
+    quiet_console(config.verbose)
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     torch.set_num_threads(config.torch_threads)
     probe = make_env(spec)

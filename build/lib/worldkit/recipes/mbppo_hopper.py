@@ -30,7 +30,7 @@ from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
 from worldkit.envs import parse_spec
 from worldkit.plots import learning_curves
 from worldkit.runs import open_ppo_run, read_jsonl, train_ppo_in_run
-from worldkit.tracking import check_wandb_mode
+from worldkit.tracking import check_logger, check_wandb_mode, quiet_console
 
 
 @dataclass
@@ -49,6 +49,11 @@ class Config:
     eval_episodes: int = 5
     run_dir: str = "runs/mbppo"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    logger: Literal["wandb", "tensorboard"] = "wandb"
+    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
+    files in <run_dir>/tensorboard"""
+    verbose: bool = False
+    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
     progress: bool = True
     mbppo: ImaginationConfig = field(default_factory=ImaginationConfig)
     """the ensemble, adaptive imagination and curiosity (--mbppo.ensemble_size, --mbppo.min_rollouts,
@@ -68,6 +73,8 @@ class Config:
 
 def main(config: Config) -> list[dict]:
     check_wandb_mode(config.wandb_mode)
+    check_logger(config.logger)
+    quiet_console(config.verbose)
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     return [run_seed(config, spec, seed) for seed in config.seeds]
 
@@ -164,7 +171,8 @@ def plot_adaptive_quantities(history: list[dict], path: Path, title: str = "") -
 
 
 # Settings that may change when a run is continued; any other difference means another experiment.
-_RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress"}
+_RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress",
+                      "logger", "verbose"}
 
 
 if __name__ == "__main__":

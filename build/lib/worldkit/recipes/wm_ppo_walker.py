@@ -38,7 +38,7 @@ from worldkit.envs import make_env, parse_spec
 from worldkit.models import LatentMLPWorldModel
 from worldkit.plots import filmstrip, latent_map, learning_curves
 from worldkit.runs import open_ppo_run, read_jsonl, train_ppo_in_run
-from worldkit.tracking import check_wandb_mode
+from worldkit.tracking import check_logger, check_wandb_mode, quiet_console
 
 PRESETS: dict[str, dict] = {
     "default": dict(latent_dim=32, alpha=0.0, beta=1.0, recon_weight=1.0),
@@ -86,6 +86,11 @@ class Config:
     eval_episodes: int = 5
     run_dir: str = "runs/wm_ppo"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    logger: Literal["wandb", "tensorboard"] = "wandb"
+    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
+    files in <run_dir>/tensorboard"""
+    verbose: bool = False
+    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
     progress: bool = True
     ppo_preset: Literal["auto", "cleanrl", "rl_zoo_halfcheetah"] = "auto"
     """PPO's hyperparameters to start from (auto: chosen by env, see ppo_preset_for); --ppo.* flags
@@ -104,8 +109,12 @@ class Config:
 
 def main(config: Config) -> list[dict]:
     check_wandb_mode(config.wandb_mode)
+    check_logger(config.logger)
+    quiet_console(config.verbose)
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     frozen = None if config.world_model is None else LatentMLPWorldModel.from_pretrained(config.world_model)
+    if frozen is not None and frozen.env_spec not in (None, str(spec)):
+        raise ValueError(f"--world_model={config.world_model} was trained on {frozen.env_spec}, not {spec}")
     return [run_seed(config, spec, seed, frozen) for seed in config.seeds]
 
 
@@ -215,7 +224,8 @@ def _latent_tsne(world_model, ppo: PPO, states: np.ndarray, path: Path) -> Path:
 
 
 # Settings that may change when a run is continued; any other difference means another experiment.
-_RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress"}
+_RESUMABLE_CHANGES = {"total_steps", "seeds", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress",
+                      "logger", "verbose"}
 
 
 def parse(args: list[str] | None = None) -> Config:

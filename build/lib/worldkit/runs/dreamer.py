@@ -42,7 +42,7 @@ from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.runs.files import EvaluationLog, save_atomically, write_json
 from worldkit.runs.folder import RunDirInUseError, check_same_settings, hold_run_dir
 from worldkit.runs.schedules import Every, Ratio
-from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.tracking import RunLogger, check_logger, check_wandb_mode, quiet_console
 from worldkit.video import FrameRecorder, write_video
 
 __all__ = ["DREAMER_PRESETS", "DreamerRunConfig", "OnlineDreamer", "compile_loops", "parse_dreamer_config",
@@ -302,6 +302,11 @@ class DreamerRunConfig:
     seed: int = 0
     run_dir: str = "runs/dreamer"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    logger: Literal["wandb", "tensorboard"] = "wandb"
+    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
+    files in <run_dir>/tensorboard"""
+    verbose: bool = False
+    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
     progress: bool = True
     torch_threads: int = 1
     device: str = "auto"
@@ -412,6 +417,8 @@ def run_dreamer(config: DreamerRunConfig) -> dict:
     import lightning as L
 
     check_wandb_mode(config.wandb_mode)
+    check_logger(config.logger)
+    quiet_console(config.verbose)
     if config.env_module is not None:
         try:
             importlib.import_module(config.env_module)
@@ -516,5 +523,5 @@ def budget_line(config: DreamerRunConfig, spec, model: RSSM, learner: DreamerLea
 
 
 RESUMABLE_CHANGES = {"total_steps", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
-                      "device", "precision", "compile", "video", "vectorization"}
+                      "device", "precision", "compile", "video", "vectorization", "logger", "verbose"}
 """settings a killed run may be resumed with changed"""

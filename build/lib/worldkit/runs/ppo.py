@@ -11,7 +11,12 @@ import torch
 from torch import nn
 
 from worldkit.runs.files import EvaluationLog, drop_rows_after, save_atomically
-from worldkit.runs.folder import RunDirInUseError, check_same_settings, hold_run_dir, sweep_run_dir
+from worldkit.runs.folder import (
+    RunDirInUseError,
+    check_same_settings,
+    hold_run_dir,
+    sweep_run_dir,
+)
 from worldkit.runs.schedules import Every
 from worldkit.tracking import RunLogger
 

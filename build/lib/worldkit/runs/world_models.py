@@ -49,7 +49,7 @@ from worldkit.models.vae import ConvVAE
 from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.plots import cmaes_curve, frame_grid, side_by_side_gif
 from worldkit.runs.folder import hold_run_dir
-from worldkit.tracking import RunLogger, check_wandb_mode
+from worldkit.tracking import RunLogger, check_logger, check_wandb_mode, quiet_console
 from worldkit.training import TrainerConfig, make_trainer
 
 PRETRAINED_VAE, PRETRAINED_MDNRNN = "sidewalk-vae", "sidewalk-mdnrnn"
@@ -125,6 +125,11 @@ class WorldModelsConfig:
     runs CMA-ES about a third faster with 2)"""
     run_dir: str = "runs/world_models"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    logger: Literal["wandb", "tensorboard"] = "wandb"
+    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
+    files in <run_dir>/tensorboard"""
+    verbose: bool = False
+    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -167,6 +172,8 @@ def run_world_models(config: WorldModelsConfig) -> list[dict]:
     """Every seed of ``config.seeds``, one after the other; each seed's evaluation. Bad settings fail
     here, before anything runs."""
     check_wandb_mode(config.wandb_mode)
+    check_logger(config.logger)
+    quiet_console(config.verbose)
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     if spec.family != "miniworld":
         raise ValueError(f"World Models runs on MiniWorld's pixel tasks; {spec} is not one")
