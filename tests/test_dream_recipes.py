@@ -21,9 +21,9 @@ from worldkit.runs.dreamer import DreamerRunConfig, preset_config
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DREAMER = ["--preset=tiny", "--prefill=500", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
                 "--sequence_length=16", "--eval_every=1000", "--dreamer.hidden=32", "--dreamer.layers=1"]
-TINY_DREAM_PPO = ["--data_steps=600", "--model.max_steps=10", "--model.val_check_interval=5", "--size=tiny",
-                  "--ppo.total_steps=512", "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=2",
-                  "--ppo.update_epochs=1", "--horizon=32", "--eval_episodes=2", "--start_episodes=20"]
+TINY_DREAM_PPO = ["--first_steps=1000", "--steps_per_round=500", "--model_updates=20", "--dream_steps=1024",
+                  "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=2", "--ppo.update_epochs=1",
+                  "--horizon=32", "--eval_episodes=2", "--ensemble_hidden", "32", "32"]
 
 
 def run_recipe(name: str, run_dir: Path, *flags: str, timeout: float = 300,
@@ -119,23 +119,31 @@ def test_dreamer_recipe_refuses_bad_input_before_work(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_dream_ppo_recipe_runs_end_to_end_and_reports_the_gap(tmp_path):
-    result = run_recipe("dream_ppo_walker.py", tmp_path, *TINY_DREAM_PPO)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "GPU available" not in result.stdout + result.stderr  # a quiet console: Lightning's banners only with --verbose
+def test_dream_ppo_recipe_improves_in_rounds_resumes_and_reports_the_gap(tmp_path):
+    """PPO only in dreams, round by round: the first round's real episodes are random, the second's
+    the policy's; a second sitting goes on after the saved round; each round reports real and
+    dreamed returns over the same horizon."""
+    first = run_recipe("dream_ppo_walker.py", tmp_path, *TINY_DREAM_PPO, "--rounds=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "1 rounds, 1,000 real steps" in first.stdout  # the budget split, printed first
+    second = run_recipe("dream_ppo_walker.py", tmp_path, *TINY_DREAM_PPO, "--rounds=2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming" in second.stdout and "after round 1" in second.stdout
+    rows = [json.loads(line) for line in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
+    assert [row["round"] for row in rows] == [1, 2] and rows[0]["real_steps"] < rows[1]["real_steps"]
+    assert rows[1]["dream_steps"] == 2 * rows[0]["dream_steps"] == 2 * 1024  # PPO went on from round 1
+    for key in ("real_return", "real_return_at_horizon", "dream_return", "dream_to_real_gap", "model_loss"):
+        assert all(np.isfinite(row[key]) for row in rows), key
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["dream_steps"] == 512
-    for key in ("dream_return", "real_return_at_horizon", "dream_to_real_gap", "real_return"):
-        assert np.isfinite(summary[key]), key
-    assert (tmp_path / "checkpoints" / "policy" / "model.safetensors").exists()
-    # the trained model can be loaded instead of trained; one of another env is refused before any work
-    again = run_recipe("dream_ppo_walker.py", tmp_path / "again", *TINY_DREAM_PPO,
-                       f"--world_model={tmp_path / 'checkpoints' / 'world_model'}")
-    assert again.returncode == 0, again.stderr[-3000:]
-    with pytest.raises(ValueError, match="acts in Box"):
-        recipe_main("dream_ppo_walker.py", tmp_path / "other", "--env=Hopper-v4",
-                    f"--world_model={tmp_path / 'checkpoints' / 'world_model'}")
-    assert not (tmp_path / "other" / "data").exists()
+    assert summary["rounds"] == 2 and summary["real_return"] == rows[-1]["real_return"]
+    store = EpisodeStore(tmp_path / "data")
+    assert store.num_steps == rows[-1]["real_steps"] >= 1000 + 500
+    for name in ("checkpoints/policy/model.safetensors", "checkpoints/world_model/model.safetensors",
+                 "learning_curve.png"):
+        assert (tmp_path / name).exists(), name
+    with pytest.raises(ValueError, match="flat Box"):
+        recipe_main("dream_ppo_walker.py", tmp_path / "pixels", "--env=miniworld:Sidewalk")
+    assert not (tmp_path / "pixels").exists()
 
 
 def test_dreamer_recipe_compiled_loops_make_the_same_updates():

@@ -1,6 +1,9 @@
 """Recipe configs take a W&B agent's command line; runs log locally and to W&B offline."""
 
 import json
+import subprocess
+import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,3 +156,36 @@ def test_tensorboard_logs_scalars_and_pictures_where_chosen(tmp_path):
     assert events.Tags()["images"] == ["learning_curve"]
     with pytest.raises(ValueError, match="logger must be one of"):
         RunLogger(tmp_path / "other", backend="tensorbored")
+
+
+def test_the_console_is_quiet_unless_verbose(tmp_path):
+    """Lightning's device banner and model summary appear with --verbose only."""
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent("""
+        import sys, types, torch, lightning as L
+        from worldkit.tracking import quiet_console
+        from worldkit.training import TrainerConfig, make_trainer
+
+        class Tiny(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.layer = torch.nn.Linear(2, 1)
+            def training_step(self, batch, batch_idx):
+                return self.layer(batch).square().mean()
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        verbose = sys.argv[1] == "True"
+        quiet_console(verbose)
+        hparams = types.SimpleNamespace(verbose=verbose, logger="wandb")
+        trainer = make_trainer(TrainerConfig(max_steps=2, progress=False), sys.argv[2], wandb_mode="disabled",
+                               hparams=hparams)
+        trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.randn(8, 2), batch_size=4))
+    """))
+    outputs = {}
+    for verbose in (False, True):
+        result = subprocess.run([sys.executable, str(script), str(verbose), str(tmp_path / f"run{verbose}")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[verbose] = result.stdout + result.stderr
+    assert "GPU available" in outputs[True] and "GPU available" not in outputs[False]

@@ -81,6 +81,13 @@ def load_actor(path: Path) -> tuple[Any, str | None, dict]:
         agent = load_policy_with_features(checkpoints / "policy", checkpoints / "world_model",
                                           config.get("policy_input", "z"))
         return _actor_of(agent, checkpoints / "policy"), config.get("env"), config
+    if (checkpoints / "policy").exists() and config.get("world_model") in ("ensemble", "rssm"):  # PPO in a dream
+        from worldkit.dream.driver import WorldModelPolicy
+
+        agent = from_pretrained(checkpoints / "policy")
+        policy = WorldModelPolicy(from_pretrained(checkpoints / "world_model"),
+                                  lambda features: agent.act(features, deterministic=True))
+        return policy, config.get("env"), config
     if (checkpoints / "policy").exists():
         return _actor_of(from_pretrained(checkpoints / "policy"), checkpoints / "policy"), config.get("env"), config
     raise ValueError(f"{path} holds no agent to evaluate: give a run folder with checkpoints/agent (Dreamer), "
@@ -136,7 +143,7 @@ def evaluate(path: Path, episodes: int, seed: int, video: Path | None, env_id: s
         result = summarize(drive(env, policy, seeds=range(seed, seed + episodes)))
     print(f"{path}: {result['mean_return']:.1f} +- {result['std_return']:.1f} return over {episodes} episodes of "
           f"{spec} (seeds {seed}-{seed + episodes - 1}); mean length {result['mean_length']:.0f}"
-          + (f"; success rate {result['success_rate']:.0%}" if any(result["successes"]) else ""))
+          + (f"; success rate {result['success_rate']:.0%}" if spec.family == "miniworld" else ""))  # a goal to reach
     if video is not None and frames:
         write_video(frames, video)
         print(f"video: {video}")

@@ -220,7 +220,7 @@ class OnlineDreamer:
                                       seed=10_000 + self.config.seed)
         row = {"step": steps, "mean_return": result["mean_return"], "std_return": result["std_return"],
                "episodes": result["episodes"], "updates": self.updates, "seconds": round(self.seconds, 1)}
-        if any(result["successes"]):
+        if parse_spec(self.store.env_spec).family == "miniworld":  # tasks with a goal to reach
             row["success_rate"] = result["success_rate"]
         self.evaluations.append(row)
         self.logger.log({"eval/mean_return": row["mean_return"]}, step=steps)

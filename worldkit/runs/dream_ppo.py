@@ -1,0 +1,283 @@
+"""PPO purely in a world model's dream, improved in rounds as model-based methods do (ME-TRPO):
+collect real episodes (random at first, then with the dream-trained policy), train the world
+model on all of them, train PPO only in its dream from real start states, score the policy in the
+real env, repeat. The policy never learns from a real step.
+
+A dynamics ensemble (the default, as ME-TRPO) keeps the policy from exploiting one model's
+errors: every dreamed step follows a randomly drawn member. The RSSM can dream instead.
+
+Each round is resumable: the real episodes live in an EpisodeStore, the world model, PPO and the
+round counter are saved at the end of each stage, and PPO's progress inside a round after every
+update, so a killed run started again goes on from its last saved stage.
+"""
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from worldkit.checkpoints import save_pretrained
+from worldkit.controllers import PPO, PPOConfig, evaluate
+from worldkit.data import EpisodeStore, collect
+from worldkit.data.datasets import SequenceDataset
+from worldkit.dream.driver import WorldModelPolicy, evaluate_in_real_env
+from worldkit.dream.env import DreamEnv, real_start_states
+from worldkit.envs import make_env, parse_spec
+from worldkit.models import DynamicsEnsemble
+from worldkit.models.rssm import PRESETS, RSSM
+from worldkit.runs.files import EvaluationLog, save_atomically, write_json
+from worldkit.runs.folder import check_same_settings, hold_run_dir
+from worldkit.spaces import require_flat_box
+from worldkit.tracking import RunLogger, check_logger, check_wandb_mode, quiet_console
+
+__all__ = ["DreamPPOConfig", "run_dream_ppo"]
+
+
+@dataclass
+class DreamPPOConfig:
+    """PPO trained only in the dream of a world model that improves round by round."""
+
+    env: str = "Walker2d-v4"
+    """a state-based gymnasium MuJoCo id"""
+    world_model: Literal["ensemble", "rssm"] = "ensemble"
+    """the dream: a dynamics ensemble (each dreamed step by a random member) or an RSSM"""
+    rounds: int = 15
+    first_steps: int = 20_000
+    """real steps of random actions before the first round"""
+    steps_per_round: int = 20_000
+    """real steps the dream-trained policy collects in each later round (actions sampled)"""
+    model_updates: int = 2_000
+    """world-model updates per round, on every real episode so far"""
+    model_batch_size: int = 256
+    ensemble_size: int = 5
+    ensemble_hidden: tuple[int, ...] = (200, 200)
+    size: str = "tiny"
+    """the RSSM's size preset (--world_model=rssm)"""
+    sequence_length: int = 32
+    """the RSSM's training windows"""
+    dream_steps: int = 200_000
+    """PPO's dreamed steps per round"""
+    horizon: int = 100
+    """dreamed steps before a dream is truncated (PPO bootstraps from it)"""
+    temperature: float = 1.0
+    start_episodes: int = 200
+    """the latest real episodes whose states dreams start from"""
+    eval_episodes: int = 10
+    seed: int = 0
+    run_dir: str = "runs/dream_ppo_walker"
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    logger: Literal["wandb", "tensorboard"] = "wandb"
+    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
+    files in <run_dir>/tensorboard"""
+    verbose: bool = False
+    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
+    progress: bool = True
+    torch_threads: int = 1
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(num_envs=64, num_steps=64, num_minibatches=8,
+                                                             anneal_lr=False))
+    """PPO's hyperparameters (num_envs dreams are stepped as one batch; total_steps is set per round)"""
+
+    def __post_init__(self) -> None:
+        if self.size not in PRESETS:
+            raise ValueError(f"size must be one of {sorted(PRESETS)}, got {self.size!r}")
+        for name in ("rounds", "first_steps", "model_updates", "model_batch_size", "ensemble_size", "dream_steps",
+                     "horizon", "start_episodes", "eval_episodes", "sequence_length", "torch_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.steps_per_round < 0:
+            raise ValueError(f"steps_per_round must be >= 0, got {self.steps_per_round}")
+
+    @property
+    def real_steps(self) -> int:
+        return self.first_steps + (self.rounds - 1) * self.steps_per_round
+
+
+RESUMABLE_CHANGES = {"run_dir", "wandb_mode", "logger", "verbose", "progress", "torch_threads", "eval_episodes", "rounds"}
+"""settings a killed run may be resumed with changed (more rounds continue a finished run)"""
+
+
+def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
+    """Every round of ``config`` in its run folder (refusing bad settings before any work); the summary."""
+    check_wandb_mode(config.wandb_mode)
+    check_logger(config.logger)
+    quiet_console(config.verbose)
+    spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
+    with make_env(spec) as probe:
+        require_flat_box(probe.observation_space, f"this recipe (on {spec})")
+        spaces = probe.observation_space, probe.action_space
+    run_dir = Path(config.run_dir)
+    check_same_settings(run_dir, config, RESUMABLE_CHANGES)
+    hold_run_dir(run_dir)
+    torch.set_num_threads(config.torch_threads)
+    torch.manual_seed(config.seed)
+    print(f"dream PPO on {spec}: {config.rounds} rounds, {config.real_steps:,} real steps ({config.first_steps:,} random, "
+          f"then {config.steps_per_round:,} a round with the policy), {config.model_updates:,} {config.world_model} "
+          f"updates and {config.dream_steps:,} dreamed PPO steps a round")
+
+    model = _new_world_model(config, *spaces, str(spec))
+    model_optimizer = model.configure_optimizers()
+    ppo_state, state_file = None, run_dir / "state.pt"
+    done, seconds, saved = 0, 0.0, {}
+    if state_file.exists():
+        saved = torch.load(state_file, weights_only=True)
+        model.load_state_dict(saved["model"])
+        model_optimizer.load_state_dict(saved["model_optimizer"])
+        ppo_state, done, seconds = saved["ppo"], saved["rounds_done"], saved["seconds"]
+        print(f"resuming {run_dir} after round {done}")
+    evaluations = EvaluationLog(run_dir / "evaluations.jsonl", saved["real_steps"] if done else None)
+    logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name)
+    sitting = time.perf_counter()
+    act = None
+    for round_index in range(done, config.rounds):
+        # 1. real episodes: random first, then the dream-trained policy's (sampled actions)
+        policy = None
+        if ppo_state is not None:
+            agent = _agent(config, model, ppo_state)
+            policy = WorldModelPolicy(model, lambda features, agent=agent: agent.act(features, deterministic=False))
+        target = config.first_steps + round_index * config.steps_per_round
+        store = collect(run_dir / "data", str(spec), steps=target, policy=policy, seed=config.seed * 1000 + round_index,
+                        progress=config.progress)
+        # 2. the world model, on every real episode so far
+        model_loss = _train_world_model(config, model, model_optimizer, store, round_index)
+        # 3. PPO in the dream only, from the states of the latest real episodes
+        episodes = [store.episode(i) for i in range(max(0, len(store) - config.start_episodes), len(store))]
+        starts = real_start_states(model, episodes)
+        ppo = _dream_ppo(config, model, starts, round_index, ppo_state, run_dir, logger)
+        ppo_state = ppo.state_dict()
+        (run_dir / "ppo_round.pt").unlink(missing_ok=True)
+        # 4. the policy, scored in the real env and in the dream over the same horizon
+        act = lambda features, agent=ppo.agent: agent.act(features, deterministic=True)  # noqa: E731
+        row = _evaluate(config, spec, model, ppo.agent, act, starts, round_index, store, model_loss)
+        row["seconds"] = round(seconds + time.perf_counter() - sitting, 1)
+        evaluations.append(row)
+        logger.log({f"eval/{k}": v for k, v in row.items() if k not in ("step", "round")}, step=row["real_steps"])
+        print(f"round {round_index + 1}/{config.rounds}: {row['real_steps']:,} real steps, real return "
+              f"{row['real_return']:.0f}, dream {row['dream_return']:.0f} over {config.horizon} steps "
+              f"(real {row['real_return_at_horizon']:.0f})")
+        save_atomically({"model": model.state_dict(), "model_optimizer": model_optimizer.state_dict(),
+                         "ppo": ppo_state, "rounds_done": round_index + 1, "real_steps": row["step"],
+                         "seconds": row["seconds"]}, state_file)
+    summary = _write_artifacts(config, spec, run_dir, model, ppo_state, evaluations.rows, logger)
+    logger.finish()
+    return summary
+
+
+def _new_world_model(config: DreamPPOConfig, observation_space, action_space, env_spec: str):
+    if config.world_model == "ensemble":
+        model = DynamicsEnsemble(observation_space, action_space, ensemble_size=config.ensemble_size,
+                                 hidden_sizes=config.ensemble_hidden)
+    else:
+        model = RSSM(observation_space, action_space, size=config.size)
+    model.env_spec = env_spec
+    return model
+
+
+def _train_world_model(config: DreamPPOConfig, model, optimizer, store: EpisodeStore, round_index: int) -> float:
+    """``model_updates`` steps on random batches of every real episode; the mean loss of the last 100."""
+    generator = np.random.default_rng([config.seed, round_index])
+    losses = []
+    model.train()
+    if isinstance(model, DynamicsEnsemble):
+        rows = _transitions(store)
+        model.set_normalizer(rows["obs"], rows["action"], rows["reward"], rows["next_obs"])
+        for _ in range(config.model_updates):
+            index = torch.as_tensor(generator.integers(len(rows["obs"]), size=(model.ensemble_size, config.model_batch_size)))
+            loss = model.losses({key: value[index] for key, value in rows.items()})["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item() / model.ensemble_size)
+    else:
+        dataset = SequenceDataset(store, config.sequence_length)
+        batch_size = max(1, config.model_batch_size // config.sequence_length)
+        for _ in range(config.model_updates):
+            items = [dataset[int(i)] for i in generator.integers(len(dataset), size=batch_size)]
+            batch = {key: torch.stack([item[key] for item in items]) for key in ("obs", "action", "reward", "terminated", "mask")}
+            loss = model.losses(batch)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
+            optimizer.step()
+            losses.append(loss.item())
+    model.eval()
+    return float(np.mean(losses[-100:]))
+
+
+def _transitions(store: EpisodeStore) -> dict[str, torch.Tensor]:
+    """Every real transition as rows: obs, action, reward, next_obs, terminated."""
+    parts: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "reward": [], "next_obs": [], "terminated": []}
+    for episode in store:
+        parts["obs"].append(episode["obs"][:-1])
+        parts["next_obs"].append(episode["obs"][1:])
+        for key in ("action", "reward", "terminated"):
+            parts[key].append(episode[key])
+    return {key: torch.as_tensor(np.concatenate(value)).float() if key != "action" or value[0].dtype.kind == "f"
+            else torch.as_tensor(np.concatenate(value)) for key, value in parts.items()}
+
+
+def _agent(config: DreamPPOConfig, model, ppo_state: dict):
+    """The policy of a saved PPO state, rebuilt (on a one-dream env) to act on the model's features."""
+    ppo = PPO(dataclasses.replace(config.ppo, num_envs=1, seed=config.seed),
+              DreamEnv(model, model.initial_state(1), 1, horizon=config.horizon))
+    ppo.agent.load_state_dict(ppo_state["agent"])
+    return ppo.agent.eval()
+
+
+def _dream_ppo(config: DreamPPOConfig, model, starts, round_index: int, ppo_state: "dict | None", run_dir: Path,
+               logger: RunLogger) -> PPO:
+    """PPO continued for ``dream_steps`` more dreamed steps, saved after every update (a killed round
+    resumes its PPO where it stopped)."""
+    dreams = DreamEnv(model, starts, config.ppo.num_envs, horizon=config.horizon, temperature=config.temperature)
+    ppo = PPO(dataclasses.replace(config.ppo, total_steps=(round_index + 1) * config.dream_steps, seed=config.seed), dreams)
+    round_file = run_dir / "ppo_round.pt"
+    if round_file.exists():
+        ppo.load_state_dict(torch.load(round_file, weights_only=True))
+    elif ppo_state is not None:
+        ppo.load_state_dict(ppo_state)
+
+    def after_update(metrics: dict) -> None:
+        logger.log({f"dream/{k}": v for k, v in metrics.items() if np.isfinite(v)}, step=ppo.global_step)
+        save_atomically(ppo.state_dict(), round_file)
+
+    ppo.learn(progress=config.progress, callback=after_update)
+    return ppo
+
+
+def _evaluate(config: DreamPPOConfig, spec, model, agent, act, starts, round_index: int, store: EpisodeStore,
+              model_loss: float) -> dict[str, Any]:
+    seed = 10_000 + config.seed
+    whole = evaluate_in_real_env(model, act, str(spec), config.eval_episodes, seed=seed)
+    at_horizon = evaluate_in_real_env(model, act, str(spec), config.eval_episodes, seed=seed, max_steps=config.horizon)
+    in_dream = evaluate(agent, DreamEnv(model, starts, 1, horizon=config.horizon, temperature=config.temperature),
+                        config.eval_episodes, seed=seed)
+    return {"step": store.num_steps, "round": round_index + 1, "real_steps": store.num_steps, "dream_steps": (round_index + 1) * config.dream_steps,
+            "real_return": whole["mean_return"], "real_std": whole["std_return"], "real_length": whole["mean_length"],
+            "real_return_at_horizon": at_horizon["mean_return"], "dream_return": in_dream["mean_return"],
+            "dream_to_real_gap": in_dream["mean_return"] - at_horizon["mean_return"], "model_loss": model_loss}
+
+
+def _write_artifacts(config: DreamPPOConfig, spec, run_dir: Path, model, ppo_state: dict, rows: list[dict],
+                     logger: RunLogger) -> dict[str, Any]:
+    from worldkit.plots import learning_curves
+
+    agent = _agent(config, model, ppo_state)
+    last = rows[-1]
+    summary = {"env": str(spec), "world_model": config.world_model, "rounds": len(rows), **{
+        key: last[key] for key in ("real_steps", "dream_steps", "real_return", "real_std", "real_return_at_horizon",
+                                   "dream_return", "dream_to_real_gap")}, "hours": round(last["seconds"] / 3600, 3)}
+    for part, module in (("policy", agent), ("world_model", model)):
+        logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=summary),
+                              f"{run_dir.name}-{part}".replace("_", "-"), summary)
+    steps = [row["real_steps"] for row in rows]
+    learning_curves({"real return": [(steps, [row["real_return"] for row in rows])],
+                     f"dream return over {config.horizon} steps": [(steps, [row["dream_return"] for row in rows])],
+                     f"real return over {config.horizon} steps": [(steps, [row["real_return_at_horizon"] for row in rows])]},
+                    run_dir / "learning_curve.png", xlabel="real env steps",
+                    title=f"PPO trained only in a {config.world_model} dream of {spec}")
+    logger.log_image("learning_curve", run_dir / "learning_curve.png")
+    write_json(run_dir / "summary.json", summary)
+    return summary
