@@ -1,0 +1,67 @@
+"""PPO trained only in dreams (recipes/dream_ppo_walker.py at its defaults) on Walker2d-v4, over seeds.
+
+    python benchmarks/dream_ppo_walker.py                      # run what is missing, then report
+    python benchmarks/dream_ppo_walker.py --report_only=True   # report from the runs on disk
+
+Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; finished runs are skipped
+and killed ones resume. Protocol: the final policy, deterministic, 10 real episodes (reset seeds
+10,000 + seed), after the recipe's 300k real steps; IQM and mean with 95% stratified bootstrap
+CIs over seeds. Writes benchmarks/results/dream_ppo_walker.json.
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import ROOT, interval_estimates, provenance
+
+from worldkit.config import parse_config
+
+
+@dataclass
+class Config:
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    world_model: str = "ensemble"
+    run_dir: str = "benchmarks/runs/dream_ppo_walker"
+    report_only: bool = False
+
+
+def run_seed(config: Config, seed: int) -> Path:
+    run_dir = ROOT / config.run_dir / f"seed{seed}"
+    if not (run_dir / "summary.json").exists():
+        command = [sys.executable, str(ROOT / "recipes" / "dream_ppo_walker.py"), f"--world_model={config.world_model}",
+                   f"--seed={seed}", f"--run_dir={run_dir}", "--progress=False", "--wandb_mode=disabled"]
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(run_dir.with_suffix(".log"), "a") as log:
+            print("start", " ".join(command[1:]), flush=True)
+            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
+    return run_dir
+
+
+def report(config: Config) -> dict:
+    runs = [ROOT / config.run_dir / f"seed{seed}" for seed in config.seeds]
+    runs = [run for run in runs if (run / "summary.json").exists()]
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    results = {**provenance(), "protocol": "final deterministic policy, 10 real episodes from reset seed 10,000 + seed",
+               "world_model": config.world_model, "seeds": [int(run.name.removeprefix("seed")) for run in runs],
+               "per_seed": [s["real_return"] for s in summaries],
+               "real_steps_per_seed": [s["real_steps"] for s in summaries],
+               "hours_per_seed": [s["hours"] for s in summaries],
+               "dream_to_real_gap_per_seed": [s["dream_to_real_gap"] for s in summaries]}
+    if summaries:
+        results["stats"] = interval_estimates({"Walker2d-v4": results["per_seed"]})
+    name = "dream_ppo_walker" if config.world_model == "ensemble" else f"dream_ppo_walker_{config.world_model}"
+    (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: results[k] for k in ("seeds", "per_seed", "hours_per_seed")}))
+    return results
+
+
+if __name__ == "__main__":
+    cfg = parse_config(Config)
+    if not cfg.report_only:
+        for s in cfg.seeds:
+            run_seed(cfg, s)
+            report(cfg)
+    report(cfg)
