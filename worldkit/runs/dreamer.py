@@ -151,16 +151,16 @@ class OnlineDreamer:
         learning curve, open-loop picture, evaluation video and ``summary.json``; returns the summary."""
         config, run_dir = self.config, self.run_dir
         saved_step = None
+        steps = self.env_steps  # (every process asks: with several, it is a collective call)
         if self.state_file.exists():
             self.load_state_dict(torch.load(self.state_file, weights_only=True, map_location=config.device))
             if self.main:
-                print(f"resuming {run_dir} at {self.env_steps} env steps")
+                print(f"resuming {run_dir} at {steps} env steps")
             saved_step = self.evaluate_now.next - 1
         if self.main:
             self.evaluations = EvaluationLog(run_dir / "evaluations.jsonl", saved_step)
         logs = run_dir if self.main else run_dir / f"rank{self.rank}"  # each process's training episodes
         self.logger = RunLogger(logs, config, mode=config.wandb_mode if self.main else "disabled", name=run_dir.name)
-        steps = self.env_steps
         bar = tqdm(total=config.total_steps, initial=min(steps, config.total_steps), unit="env step",
                    desc=f"Dreamer on {self.store.env_spec}", disable=not (config.progress and self.main))
         while steps < config.total_steps:
