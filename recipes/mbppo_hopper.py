@@ -30,11 +30,11 @@ from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
 from worldkit.envs import parse_spec
 from worldkit.plots import learning_curves
 from worldkit.runs import open_ppo_run, read_jsonl, train_ppo_in_run
-from worldkit.tracking import check_logger, check_wandb_mode, quiet_console
+from worldkit.tracking import TrackingOptions
 
 
 @dataclass
-class Config:
+class Config(TrackingOptions):
     """Model-based PPO (seed 001) on a state-based env: the one PPO learner plus adaptive imagination."""
 
     env: str = "Hopper-v4"
@@ -48,13 +48,6 @@ class Config:
     """real env steps between deterministic evaluations (and saved states)"""
     eval_episodes: int = 5
     run_dir: str = "runs/mbppo"
-    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
-    logger: Literal["wandb", "tensorboard"] = "wandb"
-    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
-    files in <run_dir>/tensorboard"""
-    verbose: bool = False
-    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
-    progress: bool = True
     mbppo: ImaginationConfig = field(default_factory=ImaginationConfig)
     """the ensemble, adaptive imagination and curiosity (--mbppo.ensemble_size, --mbppo.min_rollouts,
     --mbppo.max_rollouts, --mbppo.horizon, --mbppo.curiosity, ...; the seed is set from --seeds)"""
@@ -72,9 +65,7 @@ class Config:
 
 
 def main(config: Config) -> list[dict]:
-    check_wandb_mode(config.wandb_mode)
-    check_logger(config.logger)
-    quiet_console(config.verbose)
+    config.start_reporting()
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     return [run_seed(config, spec, seed) for seed in config.seeds]
 

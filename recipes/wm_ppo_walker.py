@@ -38,7 +38,7 @@ from worldkit.envs import make_env, parse_spec
 from worldkit.models import LatentMLPWorldModel
 from worldkit.plots import filmstrip, latent_map, learning_curves
 from worldkit.runs import open_ppo_run, read_jsonl, train_ppo_in_run
-from worldkit.tracking import check_logger, check_wandb_mode, quiet_console
+from worldkit.tracking import TrackingOptions
 
 PRESETS: dict[str, dict] = {
     "default": dict(latent_dim=32, alpha=0.0, beta=1.0, recon_weight=1.0),
@@ -48,7 +48,7 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass
-class Config:
+class Config(TrackingOptions):
     """World-model-assisted PPO and its baselines on a state-based MuJoCo task.
 
     --preset=default trains the world model as an auxiliary loss on PPO's encoder with no
@@ -85,13 +85,6 @@ class Config:
     """env steps between deterministic evaluations (and saved states)"""
     eval_episodes: int = 5
     run_dir: str = "runs/wm_ppo"
-    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
-    logger: Literal["wandb", "tensorboard"] = "wandb"
-    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
-    files in <run_dir>/tensorboard"""
-    verbose: bool = False
-    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
-    progress: bool = True
     ppo_preset: Literal["auto", "cleanrl", "rl_zoo_halfcheetah"] = "auto"
     """PPO's hyperparameters to start from (auto: chosen by env, see ppo_preset_for); --ppo.* flags
     override them"""
@@ -108,9 +101,7 @@ class Config:
 
 
 def main(config: Config) -> list[dict]:
-    check_wandb_mode(config.wandb_mode)
-    check_logger(config.logger)
-    quiet_console(config.verbose)
+    config.start_reporting()
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     frozen = None if config.world_model is None else LatentMLPWorldModel.from_pretrained(config.world_model)
     if frozen is not None and frozen.env_spec not in (None, str(spec)):

@@ -2,6 +2,7 @@
 by name from any folder) and the recipes (through the ``worldkit`` command), in a fresh venv."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,13 @@ def test_every_package_is_named_in_pyproject():
 
 def test_the_wheel_installs_and_loads_shipped_checkpoints_from_another_folder(tmp_path):
     isolation = ["--no-build-isolation"] if _has_setuptools(68) else []  # else pip fetches setuptools to build
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation,
-                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+    had_build = (ROOT / "build").exists()
+    try:
+        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation,
+                                "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+    finally:
+        if not had_build:  # setuptools builds inside the source tree: leave the checkout as it was
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
     assert built.returncode == 0, built.stderr[-3000:]
     [wheel] = (tmp_path / "dist").glob("worldkit-*.whl")
     # A fresh venv with the wheel installed in it; worldkit's dependencies (torch, ...) come from

@@ -10,9 +10,9 @@ import json
 import netrc
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from worldkit.files import read_jsonl
@@ -45,6 +45,26 @@ def check_logger(logger: str) -> str:
         except ImportError as error:
             raise ValueError("--logger=tensorboard needs the tensorboard package: pip install tensorboard") from error
     return logger
+
+
+@dataclass
+class TrackingOptions:
+    """How a run reports, the same flags in every recipe (a recipe's config inherits them)."""
+
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    logger: Literal["wandb", "tensorboard"] = "wandb"
+    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
+    files in <run_dir>/tensorboard"""
+    verbose: bool = False
+    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
+    progress: bool = True
+    """progress bars"""
+
+    def start_reporting(self) -> None:
+        """Refuse an unusable W&B mode or logger before any work, and quiet the console."""
+        check_wandb_mode(self.wandb_mode)
+        check_logger(self.logger)
+        quiet_console(self.verbose)
 
 
 def quiet_console(verbose: bool = False) -> None:

@@ -32,13 +32,13 @@ from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.runs.files import EvaluationLog, save_atomically, write_json
 from worldkit.runs.folder import check_same_settings, hold_run_dir
 from worldkit.spaces import require_flat_box
-from worldkit.tracking import RunLogger, check_logger, check_wandb_mode, quiet_console
+from worldkit.tracking import RunLogger, TrackingOptions
 
 __all__ = ["DreamPPOConfig", "run_dream_ppo"]
 
 
 @dataclass
-class DreamPPOConfig:
+class DreamPPOConfig(TrackingOptions):
     """PPO trained only in the dream of a world model that improves round by round."""
 
     env: str = "Walker2d-v4"
@@ -69,13 +69,6 @@ class DreamPPOConfig:
     eval_episodes: int = 10
     seed: int = 0
     run_dir: str = "runs/dream_ppo_walker"
-    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
-    logger: Literal["wandb", "tensorboard"] = "wandb"
-    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
-    files in <run_dir>/tensorboard"""
-    verbose: bool = False
-    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
-    progress: bool = True
     torch_threads: int = 1
     ppo: PPOConfig = field(default_factory=lambda: PPOConfig(num_envs=64, num_steps=64, num_minibatches=8,
                                                              anneal_lr=False))
@@ -102,9 +95,7 @@ RESUMABLE_CHANGES = {"run_dir", "wandb_mode", "logger", "verbose", "progress", "
 
 def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
     """Every round of ``config`` in its run folder (refusing bad settings before any work); the summary."""
-    check_wandb_mode(config.wandb_mode)
-    check_logger(config.logger)
-    quiet_console(config.verbose)
+    config.start_reporting()
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     with make_env(spec) as probe:
         require_flat_box(probe.observation_space, f"this recipe (on {spec})")

@@ -42,7 +42,7 @@ from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.runs.files import EvaluationLog, save_atomically, write_json
 from worldkit.runs.folder import RunDirInUseError, check_same_settings, hold_run_dir
 from worldkit.runs.schedules import Every, Ratio
-from worldkit.tracking import RunLogger, check_logger, check_wandb_mode, quiet_console
+from worldkit.tracking import RunLogger, TrackingOptions
 from worldkit.video import FrameRecorder, write_video
 
 __all__ = ["DREAMER_PRESETS", "DreamerRunConfig", "OnlineDreamer", "compile_loops", "parse_dreamer_config",
@@ -252,7 +252,7 @@ class OnlineDreamer:
 
 
 @dataclass
-class DreamerRunConfig:
+class DreamerRunConfig(TrackingOptions):
     """Online Dreamer (RSSM + actor-critic in imagination) on any worldkit env."""
 
     env: str = "dmc:walker-walk"
@@ -301,13 +301,6 @@ class DreamerRunConfig:
     """save the final evaluation's episodes as evaluation.mp4"""
     seed: int = 0
     run_dir: str = "runs/dreamer"
-    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
-    logger: Literal["wandb", "tensorboard"] = "wandb"
-    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
-    files in <run_dir>/tensorboard"""
-    verbose: bool = False
-    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
-    progress: bool = True
     torch_threads: int = 1
     device: str = "auto"
     """where the RSSM and actor-critic train: auto (the GPU if there is one), cpu, cuda, cuda:1, ..."""
@@ -416,9 +409,7 @@ def run_dreamer(config: DreamerRunConfig) -> dict:
     gradients of all of them (data-parallel), so all processes hold the same weights."""
     import lightning as L
 
-    check_wandb_mode(config.wandb_mode)
-    check_logger(config.logger)
-    quiet_console(config.verbose)
+    config.start_reporting()
     if config.env_module is not None:
         try:
             importlib.import_module(config.env_module)

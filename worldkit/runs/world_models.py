@@ -49,7 +49,7 @@ from worldkit.models.vae import ConvVAE
 from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.plots import cmaes_curve, frame_grid, side_by_side_gif
 from worldkit.runs.folder import hold_run_dir
-from worldkit.tracking import RunLogger, check_logger, check_wandb_mode, quiet_console
+from worldkit.tracking import RunLogger, TrackingOptions
 from worldkit.training import TrainerConfig, make_trainer
 
 PRETRAINED_VAE, PRETRAINED_MDNRNN = "sidewalk-vae", "sidewalk-mdnrnn"
@@ -59,7 +59,7 @@ SELECTION_SEEDS, EVALUATION_SEEDS = 50_000, 10_000
 
 
 @dataclass
-class WorldModelsConfig:
+class WorldModelsConfig(TrackingOptions):
     """World Models (V + M + C, CMA-ES in the dream) on a MiniWorld task."""
 
     env: str = "miniworld:Sidewalk"
@@ -124,13 +124,6 @@ class WorldModelsConfig:
     threads wait on each other and the dream runs 20 to 40 times slower (an idle 2-core machine
     runs CMA-ES about a third faster with 2)"""
     run_dir: str = "runs/world_models"
-    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
-    logger: Literal["wandb", "tensorboard"] = "wandb"
-    """where metrics go besides the run folder's files: W&B (in wandb_mode), or TensorBoard event
-    files in <run_dir>/tensorboard"""
-    verbose: bool = False
-    """Lightning's and W&B's own messages too (a quiet console otherwise: progress bars and results)"""
-    progress: bool = True
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -171,9 +164,7 @@ class ForwardBiased:
 def run_world_models(config: WorldModelsConfig) -> list[dict]:
     """Every seed of ``config.seeds``, one after the other; each seed's evaluation. Bad settings fail
     here, before anything runs."""
-    check_wandb_mode(config.wandb_mode)
-    check_logger(config.logger)
-    quiet_console(config.verbose)
+    config.start_reporting()
     spec = parse_spec(config.env)  # an unknown id fails here, before anything runs
     if spec.family != "miniworld":
         raise ValueError(f"World Models runs on MiniWorld's pixel tasks; {spec} is not one")
