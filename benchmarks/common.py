@@ -50,3 +50,16 @@ def interval_estimates(per_task: dict[str, list[float]], reps: int = 50_000, see
     return {"seeds": scores.shape[0], "iqm": float(iqm), "iqm_ci": [float(iqm_low), float(iqm_high)],
             "mean": float(mean), "mean_ci": [float(mean_low), float(mean_high)],
             "std": float(scores.std(ddof=1)) if scores.size > 1 else None}
+
+
+def run_recipe(recipe: str, run_dir: Path, *flags: str) -> Path:
+    """``recipes/<recipe>.py`` in ``run_dir`` until it has written ``summary.json`` (a killed run
+    resumes; a finished one is skipped), its output appended to ``<run_dir>.log``."""
+    if not (run_dir / "summary.json").exists():
+        command = [sys.executable, str(ROOT / "recipes" / f"{recipe}.py"), *flags, f"--run_dir={run_dir}",
+                   "--progress=False", "--wandb_mode=disabled"]
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(run_dir.with_suffix(".log"), "a") as log:
+            print("start", " ".join(command[1:]), flush=True)
+            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
+    return run_dir

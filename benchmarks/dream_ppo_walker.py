@@ -10,12 +10,10 @@ CIs over seeds. Writes benchmarks/results/dream_ppo_walker.json.
 """
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT, interval_estimates, provenance
+from common import ROOT, interval_estimates, provenance, run_recipe
 
 from worldkit.config import parse_config
 
@@ -29,15 +27,8 @@ class Config:
 
 
 def run_seed(config: Config, seed: int) -> Path:
-    run_dir = ROOT / config.run_dir / f"seed{seed}"
-    if not (run_dir / "summary.json").exists():
-        command = [sys.executable, str(ROOT / "recipes" / "dream_ppo_walker.py"), f"--world_model={config.world_model}",
-                   f"--seed={seed}", f"--run_dir={run_dir}", "--progress=False", "--wandb_mode=disabled"]
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(run_dir.with_suffix(".log"), "a") as log:
-            print("start", " ".join(command[1:]), flush=True)
-            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
-    return run_dir
+    return run_recipe("dream_ppo_walker", ROOT / config.run_dir / f"seed{seed}", f"--world_model={config.world_model}",
+                      f"--seed={seed}")
 
 
 def report(config: Config) -> dict:

@@ -11,12 +11,10 @@ benchmarks/results/dreamer_walker_state_cpu.json.
 """
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT, interval_estimates, provenance
+from common import ROOT, interval_estimates, provenance, run_recipe
 from dreamer_final_eval import final_eval
 
 from worldkit.config import parse_config
@@ -33,15 +31,8 @@ class Config:
 
 
 def run_seed(config: Config, seed: int) -> Path:
-    run_dir = ROOT / config.run_dir / f"seed{seed}"
-    if not (run_dir / "summary.json").exists():
-        command = [sys.executable, str(ROOT / "recipes" / "dreamer.py"), "--env=dmc:walker-walk", "--preset=cpu",
-                   f"--seed={seed}", f"--total_steps={config.total_steps}", f"--run_dir={run_dir}",
-                   "--progress=False", "--wandb_mode=disabled"]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir.with_suffix(".log"), "a") as log:
-            print("start", " ".join(command[1:]), flush=True)
-            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
+    run_dir = run_recipe("dreamer", ROOT / config.run_dir / f"seed{seed}", "--env=dmc:walker-walk", "--preset=cpu",
+                         f"--seed={seed}", f"--total_steps={config.total_steps}")
     if not (run_dir / "final_eval.json").exists():
         final_eval(run_dir, config.episodes)
     return run_dir
