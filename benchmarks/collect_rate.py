@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import provenance
+
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.data import EpisodeStore, collect
 from worldkit.envs import make_env, make_vector_env
@@ -204,10 +206,11 @@ def main() -> None:
     scale, repeats = (0.25, 1) if args.quick else (1.0, args.repeats)
     frames = min(args.memory_frames, 20_000) if args.quick else args.memory_frames
 
+    prov = provenance()
     results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_start": os.getloadavg()},
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **prov,
+        "machine": {**prov["machine"], "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "load_average_at_start": os.getloadavg()},
         "goal": {"ratio_per_core": GOAL_RATIO, "peak_rss_bytes": GOAL_RSS},
         "rates": {spec: rates(spec, int(steps * scale), repeats) for spec, steps in ENVS.items()},
     }

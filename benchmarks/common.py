@@ -1,6 +1,7 @@
 """What every benchmark's results JSON records: the command, the commit, the machine, and
 per-seed values summarised with rliable (IQM and mean, 95% stratified bootstrap CIs)."""
 
+import json
 import os
 import platform
 import subprocess
@@ -63,3 +64,24 @@ def run_recipe(recipe: str, run_dir: Path, *flags: str) -> Path:
             print("start", " ".join(command[1:]), flush=True)
             subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
     return run_dir
+
+
+def write_results(name: str, results: dict, task: str) -> dict:
+    """``results`` with rliable's statistics over its ``per_seed`` values (on ``task``) added,
+    written to benchmarks/results/<name>.json; prints the per-seed values."""
+    if results["per_seed"]:
+        results["stats"] = interval_estimates({task: results["per_seed"]})
+    (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: results[k] for k in ("seeds", "per_seed", "hours_per_seed")}))
+    return results
+
+
+def seed_by_seed(config, run_seed, report) -> None:
+    """Each of ``config.seeds`` in turn (finished ones are skipped by ``run_seed``), reporting after
+    each, so that a stopped benchmark has its finished seeds on record; with ``config.report_only``,
+    only the report."""
+    if not config.report_only:
+        for seed in config.seeds:
+            run_seed(config, seed)
+            report(config)
+    report(config)

@@ -24,19 +24,19 @@ Writes benchmarks/results/dream_advantage_error.json and prints a markdown table
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from common import provenance
 
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.mbppo import AdaptiveImagination, ImaginationConfig
-from worldkit.normalize import EPSILON
 from worldkit.envs import make_vector_env, parse_spec
+from worldkit.normalize import EPSILON
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -140,8 +140,8 @@ def run(env_id: str, seed: int, config: Config) -> list[dict]:
 def main(config: Config) -> None:
     torch.manual_seed(0)
     rows = [row for env_id in config.envs for seed in config.seeds for row in run(env_id, seed, config)]
-    report = {"command": " ".join(["python", *sys.argv]), "load_average": os.getloadavg(), "states": config.states,
-              "actions": config.actions, "rows": rows}
+    report = {**provenance(), "load_average": os.getloadavg(), "states": config.states, "actions": config.actions,
+              "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{config.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print("| env | seed | real steps | correlation (member / mean) | spread ratio (member / mean) "

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT, interval_estimates, provenance, run_recipe
+from common import ROOT, provenance, run_recipe, seed_by_seed, write_results
 
 from worldkit.config import parse_config
 
@@ -41,18 +41,9 @@ def report(config: Config) -> dict:
                "real_steps_per_seed": [s["real_steps"] for s in summaries],
                "hours_per_seed": [s["hours"] for s in summaries],
                "dream_to_real_gap_per_seed": [s["dream_to_real_gap"] for s in summaries]}
-    if summaries:
-        results["stats"] = interval_estimates({"Walker2d-v4": results["per_seed"]})
     name = "dream_ppo_walker" if config.world_model == "ensemble" else f"dream_ppo_walker_{config.world_model}"
-    (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("seeds", "per_seed", "hours_per_seed")}))
-    return results
+    return write_results(name, results, "Walker2d-v4")
 
 
 if __name__ == "__main__":
-    cfg = parse_config(Config)
-    if not cfg.report_only:
-        for s in cfg.seeds:
-            run_seed(cfg, s)
-            report(cfg)
-    report(cfg)
+    seed_by_seed(parse_config(Config), run_seed, report)

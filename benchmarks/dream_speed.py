@@ -27,18 +27,18 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+from common import provenance
 
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.controllers.cmaes import CMAESConfig, LinearController, dream_population
-from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.envs import make_env
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dream_speed.json"
 GOAL_LATENT_STEPS_PER_S = 100_000
@@ -126,11 +126,12 @@ def main() -> None:
     real = {"bare": env_rate(env_steps, repeats), "with_world_model": env_rate(env_steps // 2, repeats, world_model)}
     torch.set_num_threads(default_threads)
     best = max(dream, key=lambda row: row["steps_per_s"])
+    prov = provenance()
     results = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": default_threads, "platform": platform.platform(),
-                    "python": platform.python_version(), "torch": torch.__version__,
+        **prov,
+        "machine": {**prov["machine"], "cpus": os.cpu_count(), "torch_threads": default_threads,
+                    "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
                     "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()},
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "world_model": {"checkpoint": args.checkpoint, "hparams": world_model.hparams,
                         "mdnrnn_parameters": sum(p.numel() for p in world_model.mdnrnn.parameters()),
                         "vae_parameters": sum(p.numel() for p in world_model.vae.parameters())},

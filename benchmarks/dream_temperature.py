@@ -18,16 +18,16 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
+from common import provenance
 
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.controllers.cmaes import CMAESConfig, evaluate_in_env, train_in_dream
-from worldkit.dream.latents import LatentEpisodes
 from worldkit.dream.imagine import imagine
+from worldkit.dream.latents import LatentEpisodes
 from worldkit.models.protocol import select_state
 from worldkit.models.vae_mdn import VAEMDNWorldModel
 
@@ -63,9 +63,11 @@ def main() -> None:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     same_run = previous.get("world_model") == str(stage) and previous.get("episodes") == args.episodes
     rows = {row["temperature"]: row for row in previous.get("rows", [])} if same_run else {}
-    results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "world_model": str(stage), "env": env,
-               "episodes": args.episodes, "generations": args.generations,
-               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
+    prov = provenance()
+    results = {**prov, "world_model": str(stage), "env": env, "episodes": args.episodes,
+               "generations": args.generations,
+               "machine": {**prov["machine"], "cpus": os.cpu_count(), "platform": platform.platform(),
+                           "torch": torch.__version__}}
     for temperature in args.temperatures:
         if temperature in rows:
             continue

@@ -15,9 +15,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from common import provenance
 
-from worldkit.plots import learning_curves
 from worldkit.files import read_jsonl
+from worldkit.plots import learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL_ACTOR_KEYS = ("returns", "mean", "standard_error")
@@ -59,6 +60,7 @@ def main() -> None:
         raise SystemExit(f"runs of one setting should differ in seed; got seeds {seeds}")
     finals = [run["final_actor"]["mean"] for run in runs]
     report = {
+        **provenance(),
         "runs": runs,
         "final_actor_mean_over_seeds": float(np.mean(finals)),
         "final_actor_standard_error_over_seeds": float(np.std(finals, ddof=1) / np.sqrt(len(finals)))

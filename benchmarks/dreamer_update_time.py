@@ -22,13 +22,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from common import provenance
 
 from worldkit.config import parse_config
 from worldkit.controllers.dreamer import DreamerLearner
@@ -86,11 +86,11 @@ def main() -> None:
         rows[kind] = {"seconds_per_update": median, "all": seconds, "run_updates": owed,
                       "run_hours": owed * median / 3600}
         print(f"| {kind} | {args.device}, {args.precision} | {median:.3f} | {owed * median / 3600:.1f} |", flush=True)
-    report = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+    report = {**provenance(), "device": args.device,
+              "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
               "cpus": os.cpu_count(), "torch_threads": config.torch_threads, "torch": torch.__version__, "size": config.size,
               "precision": args.precision, "compile": config.compile,
-              "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
-              "command": " ".join([Path(sys.executable).name, *sys.argv]), "results": rows}
+              "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(), "results": rows}
     name = args.name or args.device.split(":")[0] + ("_bf16" if args.precision == "bf16" else "")
     path = RESULTS / f"dreamer_update_time_{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT, interval_estimates, provenance, run_recipe
+from common import ROOT, provenance, run_recipe, seed_by_seed, write_results
 from dreamer_final_eval import final_eval
 
 from worldkit.config import parse_config
@@ -46,18 +46,9 @@ def report(config: Config) -> dict:
     results = {**provenance(), "protocol": f"final deterministic actor, {config.episodes} episodes from reset seed "
                                            "20,000, at 100k env steps (action repeat 2)",
                "seeds": [int(run.name.removeprefix("seed")) for run in finished],
-               "per_seed": {"dmc:walker-walk": finals}, "hours_per_seed": [round(h, 3) for h in hours]}
-    if finals:
-        results["stats"] = interval_estimates({"dmc:walker-walk": finals})
-    (ROOT / "benchmarks" / "results" / "dreamer_walker_state_cpu.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("seeds", "per_seed", "hours_per_seed")}))
-    return results
+               "per_seed": finals, "hours_per_seed": [round(h, 3) for h in hours]}
+    return write_results("dreamer_walker_state_cpu", results, "dmc:walker-walk")
 
 
 if __name__ == "__main__":
-    cfg = parse_config(Config)
-    if not cfg.report_only:
-        for s in cfg.seeds:
-            run_seed(cfg, s)
-            report(cfg)
-    report(cfg)
+    seed_by_seed(parse_config(Config), run_seed, report)

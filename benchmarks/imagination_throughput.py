@@ -24,22 +24,22 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from common import provenance
 
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit.controllers.dreamer import DreamerConfig, DreamerLearner
 from worldkit.dream.env import DreamEnv
-from worldkit.models.protocol import select_state
-from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.models import RSSM, LatentMLPWorldModel
 from worldkit.models.mdnrnn import MDNRNN
+from worldkit.models.protocol import select_state
 from worldkit.models.vae import ConvVAE
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "imagination_throughput.json"
 BATCH = 1024
@@ -132,12 +132,14 @@ def main() -> None:
                       **measure(model, starts, horizon, repeats, update=True)}
                for name, (model, starts) in world_models(args.device).items()}
     results_file = RESULTS if args.device == "cpu" else RESULTS.with_name(f"{RESULTS.stem}_{args.device}.json")
+    prov = provenance()
     report = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": 1, "platform": platform.platform(), "device": args.device,
+        **prov,
+        "machine": {**prov["machine"], "cpus": os.cpu_count(), "torch_threads": 1, "platform": platform.platform(),
+                    "device": args.device,
                     "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
                     "torch": torch.__version__, "load_average_at_start": load_start,
                     "load_average_at_end": os.getloadavg()},
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "batch": BATCH, "horizon": horizon, "models": results,
     }
     results_file.parent.mkdir(parents=True, exist_ok=True)

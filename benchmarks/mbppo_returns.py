@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from common import provenance
 
 from worldkit.config import parse_config
-from worldkit.plots import learning_curves
 from worldkit.files import read_jsonl
+from worldkit.plots import learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -198,7 +199,7 @@ def _mean_std(values: list[float | None]) -> dict:
 
 
 def report(config: Config) -> dict:
-    results: dict = {"command": " ".join(["python", *sys.argv]), "total_steps": config.total_steps,
+    results: dict = {**provenance(), "total_steps": config.total_steps,
                      "milestones": list(config.milestones), "load_average": list(os.getloadavg()), "runs": {}}
     for env in config.envs:
         curves = {}

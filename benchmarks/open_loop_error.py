@@ -23,13 +23,13 @@ Writes benchmarks/results/open_loop_error{_pixels}.json and docs/img/open_loop_e
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from common import provenance
 from torch.utils.data import DataLoader
 
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
@@ -37,11 +37,11 @@ from worldkit.data import EpisodeStore, collect
 from worldkit.data.datasets import SequenceDataset, TransitionDataset
 from worldkit.dream.latents import LatentEpisodes, LatentWindows
 from worldkit.dream.open_loop import open_loop_error
-from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.models import RSSM, LatentMLPWorldModel
 from worldkit.models.ensemble import TRANSITION_KEYS, DynamicsEnsemble
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
+from worldkit.models.vae_mdn import VAEMDNWorldModel
 from worldkit.plots import learning_curves
 
 HERE = Path(__file__).resolve().parent
@@ -173,7 +173,7 @@ def main() -> None:
                     title=f"open-loop error on held-out {args.env} {args.obs} ({args.train_steps} training steps)",
                     ylabel="squared error / variance, per dimension", xlabel="steps ahead")
     starts = sum(len(range(args.context, len(e["action"]) - args.horizon, args.stride)) for e in held_out)
-    report = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "args": vars(args),
+    report = {**provenance(), "args": vars(args),
               "load_average_at_end": os.getloadavg(), "held_out_episodes_long_enough": len(held_out), "starts": starts, "training_seconds": seconds,
               "curves": {name: curve.round(4).tolist() for name, curve in curves.items()}}
     (HERE / "results" / f"open_loop_error{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")

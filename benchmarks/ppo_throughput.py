@@ -26,6 +26,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import torch
+from common import provenance
 
 import worldkit  # noqa: F401  (headless rendering set-up before any env)
 from worldkit._optional import require
@@ -145,13 +146,15 @@ def main() -> None:
                   f"{result['steps_per_cpu_second']:7.0f} steps per CPU second")
     ours_sps, sb3_sps = (statistics.median(r["sps"] for r in runs[name]) for name in runs)
     ours_cpu, sb3_cpu = (statistics.median(r["steps_per_cpu_second"] for r in runs[name]) for name in runs)
+    prov = provenance()
     report = {
+        **prov,
         "env": args.env,
         "steps_per_run": args.steps,
         "rounds": args.rounds,
         "torch_threads": args.threads,
         "hyperparameters": {k: v for k, v in vars(PPOConfig()).items() if k not in ("total_steps", "seed")},
-        "machine": machine(),
+        "machine": {**prov["machine"], **machine()},
         "worldkit_sps": ours_sps,
         "sb3_sps": sb3_sps,
         "ratio": ours_sps / sb3_sps,

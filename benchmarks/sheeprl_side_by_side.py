@@ -49,6 +49,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from common import provenance
+
 from worldkit.config import parse_config
 from worldkit.plots import learning_curves
 from worldkit.runs import read_jsonl
@@ -190,7 +192,7 @@ def main(config: Config) -> dict:
               f"test return {run['return']:.1f}, last {len(last)} training episodes {run['last_training_episodes_mean']:.1f}")
     ratio = runs["worldkit"]["env_steps_per_second"] / runs["sheeprl"]["env_steps_per_second"]
     result = {
-        "command": " ".join(["python", *sys.argv]), "config": asdict(config), "updates": updates,
+        **provenance(), "config": asdict(config), "updates": updates,
         "schedule": ("at once" if config.parallel else "one after the other") if len(todo) == 2 else "separately",
         "load_average": list(os.getloadavg()),
         "speed_ratio": ratio, "goal_ratio": 1.5, "runs": runs,

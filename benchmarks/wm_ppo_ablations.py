@@ -15,9 +15,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from common import provenance
 
-from worldkit.plots import learning_curves
 from worldkit.files import read_jsonl
+from worldkit.plots import learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "runs"
@@ -56,7 +57,8 @@ def main() -> None:
         (ROOT / "docs" / "img" / picture.name).write_bytes(picture.read_bytes())
     table = {label: {"seeds": [r["seed"] for r in runs], "final_train": [r["final_train"] for r in runs],
                      "final_eval": [r["final_eval"] for r in runs]} for label, runs in results.items()}
-    (ROOT / "benchmarks" / "results" / "wm_ppo_ablations.json").write_text(json.dumps(table, indent=2) + "\n")
+    (ROOT / "benchmarks" / "results" / "wm_ppo_ablations.json").write_text(
+        json.dumps({**provenance(), **table}, indent=2) + "\n")
     print("| variant | seeds | train return, last 100 episodes | deterministic eval | seed 1: train, eval |")
     print("| --- | --- | ---: | ---: | ---: |")
     for label, row in table.items():

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from common import provenance
 
 from worldkit.config import parse_config
-from worldkit.plots import learning_curves
 from worldkit.files import read_jsonl
+from worldkit.plots import learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +62,7 @@ def run_grid(config: Config) -> None:
 
 
 def report(config: Config) -> dict:
-    results: dict = {"command": " ".join(["python", *sys.argv]), "total_steps": config.total_steps, "runs": {}}
+    results: dict = {**provenance(), "total_steps": config.total_steps, "runs": {}}
     for env in config.envs:
         curves = {}
         for method in config.methods:

@@ -1,4 +1,5 @@
-"""Model-based PPO with adaptive imagination and adaptive curiosity (seed 001), and plain PPO.
+"""Model-based PPO with adaptive imagination and adaptive curiosity (after the
+adaptive-imagination write-up), and plain PPO.
 
     python recipes/mbppo_hopper.py                                  # MBPPO, Hopper-v4, 300k real steps
     python recipes/mbppo_hopper.py --env=Walker2d-v4 --seeds 1 2 3 --mbppo.ensemble_size=7
@@ -35,7 +36,7 @@ from worldkit.tracking import TrackingOptions
 
 @dataclass
 class Config(TrackingOptions):
-    """Model-based PPO (seed 001) on a state-based env: the one PPO learner plus adaptive imagination."""
+    """Model-based PPO on a state-based env: the one PPO learner plus adaptive imagination."""
 
     env: str = "Hopper-v4"
     """any state-based gymnasium MuJoCo id (Hopper-v4, Walker2d-v4, ...) or CartPole-v1"""

@@ -1,4 +1,5 @@
-"""World Models on MiniWorld (seed 002): V (a conv VAE), M (an MDN-RNN), C (linear, CMA-ES in the dream).
+"""World Models on MiniWorld (after the World Models write-up): V (a conv VAE), M (an MDN-RNN),
+C (linear, CMA-ES in the dream).
 
     python recipes/miniworld_cmaes.py                                  # Sidewalk, default budget
     python recipes/miniworld_cmaes.py --env=miniworld:OneRoom --cmaes.temperature=1.15

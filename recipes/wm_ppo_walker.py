@@ -77,6 +77,12 @@ class Config(TrackingOptions):
     """lambda, weight of the reconstruction term in L_WM"""
     policy_input: Literal["z", "z_and_s"] = "z"
     """what the policy and value read"""
+    clip_apart: bool = False
+    """clip the world model's gradient norm apart from the policy's (jointly, the world model's
+    larger gradients shrink every policy step)"""
+    wm_epochs: int | None = None
+    """in how many of PPO's epochs per update the world model learns (None: all; 1 cuts its cost
+    the most)"""
     world_model: str | None = None
     """a saved world model (a folder, or a name in checkpoints/ such as walker2d-wm) to use as a
     frozen encoder instead of training one (wm_ppo only); it normalises raw observations itself,
@@ -131,7 +137,8 @@ def run_seed(config: Config, spec, seed: int, frozen: LatentMLPWorldModel | None
     elif config.method == "wm_ppo":
         world_model = LatentMLPWorldModel(obs_dim, action_dim, config.latent_dim, recon_weight=config.recon_weight,
                                           discrete_actions=discrete)
-        hooks.append(WorldModelAssist(world_model, config.alpha, config.beta, config.policy_input))
+        hooks.append(WorldModelAssist(world_model, config.alpha, config.beta, config.policy_input,
+                                      clip_apart=config.clip_apart, wm_epochs=config.wm_epochs))
     elif config.method == "ppo_icm":
         if discrete:
             raise ValueError("the ICM baseline here is written for continuous actions")

@@ -1,6 +1,7 @@
-"""Model-based PPO (seed 001): the ensemble learns real Hopper dynamics and its confidence drives
-the number of dreams, imagined rollouts get advantages of their own, beta follows the return's
-trend, imagined samples reach PPO's update with their weights, and the recipe runs end to end."""
+"""Model-based PPO (after the adaptive-imagination write-up): the ensemble learns real Hopper
+dynamics and its confidence drives the number of dreams, imagined rollouts get advantages of their
+own, beta follows the return's trend, imagined samples reach PPO's update with their weights, and
+the recipe runs end to end."""
 
 import importlib.util
 import json
@@ -67,7 +68,7 @@ def test_held_out_error_falls_on_real_hopper_and_confidence_and_rollouts_follow(
         disagreements.append(hook.metrics["mbppo/disagreement"])
 
     assert losses[-1] < 0.5 * losses[1] < losses[0], losses  # it generalises to transitions it never fitted
-    assert confidences["loss"] == pytest.approx([math.exp(-loss) for loss in losses])  # the seed's confidence
+    assert confidences["loss"] == pytest.approx([math.exp(-loss) for loss in losses])  # the write-up's confidence
     assert confidences["loss"][-1] > confidences["loss"][0] + 0.4
     # Untrained members all predict about zero, so they agree: disagreement alone is blind then,
     # and 'both' (the lower of the two) is what keeps an untrained model from looking sure.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pytest
 
 from worldkit.config import parse_config
@@ -185,7 +186,18 @@ def test_the_console_is_quiet_unless_verbose(tmp_path):
     outputs = {}
     for verbose in (False, True):
         result = subprocess.run([sys.executable, str(script), str(verbose), str(tmp_path / f"run{verbose}")],
-                                capture_output=True, text=True, timeout=120)
+                                check=False, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs[verbose] = result.stdout + result.stderr
     assert "GPU available" in outputs[True] and "GPU available" not in outputs[False]
+
+
+def test_curve_bands_are_bootstrap_intervals_of_the_mean_over_seeds():
+    from worldkit.plots import bootstrap_band
+
+    seeds = np.array([[0.0, 10.0], [1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [14.0, 10.0]])
+    low, high = bootstrap_band(seeds)
+    assert low[0] < seeds[:, 0].mean() < high[0]
+    assert high[0] - low[0] > 3.0  # one outlying seed widens the band, as it should with five seeds
+    assert low[1] == high[1] == 10.0  # seeds that agree leave no band
+    assert np.array_equal(bootstrap_band(seeds)[0], low)  # a figure redraws the same

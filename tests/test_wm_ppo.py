@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from worldkit.controllers import PPO, PPOConfig
+from worldkit.controllers.rollout import PPOHook, Rollout
 from worldkit.controllers.wm_ppo import WorldModelAssist
 from worldkit.envs import make_vector_env
 from worldkit.models import LatentMLPWorldModel
@@ -81,6 +82,59 @@ def test_wm_ppo_trains_the_world_model_inside_ppo():
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert history[-1]["world_model/loss"] < history[0]["world_model/loss"]
     assert history[0]["intrinsic_reward/world_model"] > 0
+
+
+def test_clip_apart_clips_the_world_model_and_the_policy_each_on_its_own():
+    """Jointly, the world model's larger gradient would scale the policy's down with it."""
+    envs = make_vector_env("Walker2d-v4", 1)
+    config = PPOConfig(total_steps=256, num_steps=256, num_minibatches=1, update_epochs=1, max_grad_norm=0.5)
+    norm = lambda ps: float(torch.cat([p.grad.flatten() for p in ps]).norm())
+    norms = {}
+    for apart in (False, True):
+        torch.manual_seed(0)
+        ppo = PPO(config, envs, [WorldModelAssist(LatentMLPWorldModel(17, 6, latent_dim=16), clip_apart=apart)])
+        ppo.learn(progress=False)  # a real rollout, then one update
+        world_model = list(ppo.hooks[0].parameters())
+        policy = [p for p in ppo._parameters if all(p is not q for q in world_model)]
+        loss, _ = ppo._loss(ppo.rollout.flatten())
+        for p in ppo._parameters:
+            p.grad = None
+        loss.backward()
+        raw = norm(policy), norm(world_model)
+        ppo._clip_gradients()
+        norms[apart] = raw, (norm(policy), norm(world_model))
+    envs.close()
+    (policy_raw, model_raw), (policy_clipped, model_clipped) = norms[True]
+    assert model_raw > policy_raw  # what makes the difference: the world model's gradient is the larger
+    assert policy_clipped == pytest.approx(min(policy_raw, 0.5), rel=1e-4)
+    assert model_clipped == pytest.approx(min(model_raw, 0.5), rel=1e-4)
+    (policy_raw, model_raw), (policy_clipped, _) = norms[False]
+    joint = (policy_raw**2 + model_raw**2) ** 0.5
+    assert policy_clipped == pytest.approx(policy_raw * min(1, 0.5 / joint), rel=1e-4)
+
+
+def test_wm_epochs_trains_the_world_model_in_the_first_epochs_only():
+    class EpochLog(PPOHook):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_start(self, epoch):
+            self.epochs.append(epoch)
+
+    envs = make_vector_env("Walker2d-v4", 1)
+    assist, log = WorldModelAssist(LatentMLPWorldModel(17, 6, latent_dim=8), alpha=0.0, wm_epochs=1), EpochLog()
+    config = PPOConfig(total_steps=128, num_steps=128, num_minibatches=2, update_epochs=3)
+    PPO(config, envs, [assist, log]).learn(progress=False)
+    envs.close()
+    assert log.epochs == [0, 1, 2]
+    batch = Rollout.empty(4, 1, (17,), envs.single_action_space).flatten()
+    z = assist.world_model.encode(batch.obs)
+    assist.on_epoch_start(0)
+    assert assist.auxiliary_loss(batch, z) is not None
+    assist.on_epoch_start(1)
+    assert assist.auxiliary_loss(batch, z) is None  # later epochs: PPO's loss alone
+    with pytest.raises(ValueError, match="wm_epochs must be at least 1"):
+        WorldModelAssist(LatentMLPWorldModel(17, 6, latent_dim=8), wm_epochs=0)
 
 
 @pytest.mark.parametrize("policy_input", ["z", "z_and_s"])

@@ -1,7 +1,7 @@
 """lightning.Trainer settings shared by every world-model recipe.
 
-World models train through ``lightning.Trainer``, so the same recipe runs on this 2-core
-machine, on one GPU, or on many GPUs and nodes: only :class:`TrainerConfig` changes.
+World models train through ``lightning.Trainer``, so the same recipe runs on a 2-core
+CPU, on one GPU, or on many GPUs and nodes: only :class:`TrainerConfig` changes.
 """
 
 from dataclasses import dataclass

@@ -193,7 +193,7 @@ class CMAESConfig:
     """the world model's sampling temperature (tau); above 1 (World Models used 1.15) the dream is
     noisier and harder for the controller to exploit"""
     discount: float = 1.0
-    """gamma of the shaped return (with step_penalty, the seed's shaping)"""
+    """gamma of the shaped return (with step_penalty, the World Models write-up's shaping)"""
     step_penalty: float = 0.0
     """penalty per dreamed step, discounted by gamma^t; 0 turns shaping off"""
     deterministic: bool = False

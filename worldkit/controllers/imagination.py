@@ -1,4 +1,5 @@
-"""Adaptive imagination (seed 001): how many dreams to run, running them, and their advantages.
+"""Adaptive imagination: how many dreams to run, running them, and their advantages (after the
+adaptive-imagination write-up).
 
 - :func:`rollouts_for_confidence`: the number of imagined rollouts grows linearly with the
   model's confidence, from ``min_rollouts`` at ``low_confidence`` to ``max_rollouts`` at 1.
@@ -7,7 +8,7 @@
   length); a rollout stops at the step its done head predicts termination.
 - :func:`per_trajectory_gae`: each rollout is its own trajectory. One that ended by predicted
   termination is worth nothing after it; one cut by the horizon bootstraps from the value of
-  its own last state. A flat buffer of rollouts laid end to end (the seed's) would bootstrap
+  its own last state. A flat buffer of rollouts laid end to end (the write-up's) would bootstrap
   the last step of one from the first state of the next, which is another trajectory.
 """
 
@@ -26,8 +27,8 @@ __all__ = ["ImaginedRollouts", "imagine_transitions", "per_trajectory_gae", "rol
 
 def rollouts_for_confidence(confidence: float, min_rollouts: int, max_rollouts: int,
                             low_confidence: float = 0.05) -> int:
-    """The seed's ``linear_interpolate``: confidence clamped to [low_confidence, 1] maps to
-    [min_rollouts, max_rollouts], rounded to the nearest count."""
+    """The adaptive-imagination write-up's ``linear_interpolate``: confidence clamped to
+    [low_confidence, 1] maps to [min_rollouts, max_rollouts], rounded to the nearest count."""
     if not 0 <= low_confidence < 1:
         raise ValueError(f"low_confidence must be in [0, 1), got {low_confidence}")
     c = min(max(confidence, low_confidence), 1.0)

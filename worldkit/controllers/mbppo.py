@@ -1,4 +1,5 @@
-"""Model-based PPO with adaptive imagination and adaptive curiosity (seed 001), as one PPO hook.
+"""Model-based PPO with adaptive imagination and adaptive curiosity (after the adaptive-imagination
+write-up), as one PPO hook.
 
 Each PPO iteration, :class:`AdaptiveImagination`:
 
@@ -6,7 +7,7 @@ Each PPO iteration, :class:`AdaptiveImagination`:
    adds ``beta * intrinsic_coef * error / mean real error`` to the rewards before GAE;
 2. trains the dynamics ensemble on every real transition so far (held-out ones excepted) and
    the curiosity module on the new real states;
-3. measures the model's confidence: ``exp(-held-out loss)`` (the seed's),
+3. measures the model's confidence: ``exp(-held-out loss)`` (the write-up's),
    ``exp(-disagreement_scale * disagreement)`` on the states it is about to dream from, or
    (the default) the lower of the two;
 4. dreams ``rollouts_for_confidence(confidence)`` short rollouts from recent real states under
@@ -52,7 +53,7 @@ class ImaginationConfig:
     """Settings of adaptive imagination and curiosity (each field is a recipe flag)."""
 
     ensemble_size: int = 5
-    """members of the dynamics ensemble (1: the seed's single model)"""
+    """members of the dynamics ensemble (1: the adaptive-imagination write-up's single model)"""
     model_hidden: tuple[int, ...] = (200, 200)
     """hidden widths of each member"""
     model_lr: float = 1e-3
@@ -62,34 +63,37 @@ class ImaginationConfig:
     holdout_every: int = 10
     """every n-th real transition is held out of model training, to measure it on"""
     min_rollouts: int = 10
-    """imagined rollouts per iteration at low confidence (the seed's 10)"""
+    """imagined rollouts per iteration at low confidence (the adaptive-imagination write-up's 10)"""
     max_rollouts: int = 100
-    """imagined rollouts per iteration at full confidence (the seed's 100)"""
+    """imagined rollouts per iteration at full confidence (the adaptive-imagination write-up's 100)"""
     horizon: int = 5
-    """steps per imagined rollout (the seed's 5)"""
+    """steps per imagined rollout (the adaptive-imagination write-up's 5)"""
     temperature: float = 1.0
     """1: each dream step follows a randomly drawn member; 0: the members' mean"""
     confidence: ConfidenceKind = "both"
-    """'loss': exp(-held-out loss), the seed's; 'disagreement': exp(-disagreement_scale * ensemble
+    """'loss': exp(-held-out loss), the write-up's; 'disagreement': exp(-disagreement_scale * ensemble
     disagreement on the states dreams start from); 'both': the lower of the two"""
     disagreement_scale: float = 20.0
     """confidence = exp(-disagreement_scale * disagreement), disagreement in normalised units"""
     low_confidence: float = 0.05
-    """confidence at or below which min_rollouts run (the seed's confidence_thresh)"""
+    """confidence at or below which min_rollouts run (the adaptive-imagination write-up's
+    confidence_thresh)"""
     imagination_discount: float = 0.8
-    """weight of imagined samples in PPO's loss, times the confidence (the seed's 0.8)"""
+    """weight of imagined samples in PPO's loss, times the confidence (the adaptive-imagination write-up's
+    0.8)"""
     adaptive_rollouts: bool = True
     """False: always max_rollouts (ablation)"""
     confidence_weighting: bool = True
     """False: imagined samples weigh imagination_discount alone (ablation)"""
     start_fraction: float = 0.25
-    """dreams start from states of the latest real rollout's last fraction (the seed's 25%)"""
+    """dreams start from states of the latest real rollout's last fraction (the adaptive-imagination write-up's
+    25%)"""
     curiosity: Curiosity = "rnd"
     """intrinsic reward: RND, the ensemble's own error, or none"""
     intrinsic_coef: float = 0.1
     """bonus = beta * intrinsic_coef * error / (moving average of the mean real error)"""
     beta: float = 0.2
-    """initial curiosity weight (the seed's 0.2)"""
+    """initial curiosity weight (the adaptive-imagination write-up's 0.2)"""
     beta_rate: float = 0.01
     beta_threshold: float = 0.01
     beta_window: int = 5
@@ -258,7 +262,7 @@ class AdaptiveImagination(PPOHook):
     def measure_confidence(self, agent, start_obs: Tensor, kind: ConfidenceKind | None = None) -> float:
         """The model's confidence in (0, 1]; ``kind`` is ``config.confidence`` unless given.
 
-        ``"loss"``: ``exp(-held-out loss)`` of the last :meth:`train_model` (the seed's): how good
+        ``"loss"``: ``exp(-held-out loss)`` of the last :meth:`train_model` (the write-up's): how good
         the model is on average over past real data. ``"disagreement"``:
         ``exp(-disagreement_scale * disagreement)`` on ``start_obs`` with actions of the current
         policy: how unsure the members are exactly where the dreams will start, which the

@@ -233,6 +233,11 @@ class PPO:
             if isinstance(hook, nn.Module):
                 parameters.update({id(p): p for p in hook.parameters()})
         self._parameters = list(parameters.values())
+        apart = [list({id(p): p for p in hook.parameters()}.values()) for hook in self.hooks
+                 if hook.clip_apart and isinstance(hook, nn.Module)]
+        apart_ids = {id(p) for group in apart for p in group}
+        # each group's gradient norm is clipped on its own (one group, all parameters, unless a hook asks)
+        self._clip_groups = [[p for p in self._parameters if id(p) not in apart_ids], *apart]
         # fused: one kernel for every parameter instead of a Python loop over them.
         self.optimizer = torch.optim.Adam(self._parameters, lr=config.learning_rate, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -479,6 +484,8 @@ class PPO:
         # Logged values stay tensors until the end: a .item() per minibatch would cost real time.
         logged: dict[str, list[Tensor]] = {}
         for epoch in range(cfg.update_epochs):
+            for hook in self.hooks:
+                hook.on_epoch_start(epoch)
             # Shuffle once per epoch, so that minibatches are views rather than gathers.
             order = torch.randperm(total, generator=self.generator)
             shuffled = batch[order]
@@ -491,7 +498,7 @@ class PPO:
                 for parameter in self._parameters:  # what optimizer.zero_grad() does, minus its overhead
                     parameter.grad = None
                 loss.backward()
-                _clip_grad_norm_(self._parameters, cfg.max_grad_norm)
+                self._clip_gradients()
                 self.optimizer.step()
                 for name, value in logs.items():
                     logged.setdefault(name, []).append(value)
@@ -511,6 +518,11 @@ class PPO:
             metrics["extra_samples"] = total - cfg.batch_size
             metrics["extra_weight_mean"] = float(weights[cfg.batch_size :].mean())
         return metrics
+
+    def _clip_gradients(self) -> None:
+        """Scale each clip group's gradients to a norm of at most ``max_grad_norm``."""
+        for group in self._clip_groups:
+            _clip_grad_norm_(group, self.config.max_grad_norm)
 
     def _loss(
         self, minibatch: Rollout, weights: Tensor | None = None, real: Tensor | None = None
@@ -633,6 +645,8 @@ def _clip_grad_norm_(parameters: list[nn.Parameter], max_norm: float) -> None:
     """``nn.utils.clip_grad_norm_``, for a few small tensors: one norm of the concatenated
     gradients instead of one per tensor, which is about four times faster at PPO's sizes."""
     grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:  # e.g. a hook's parameters in a minibatch its loss skipped
+        return
     norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))
     coef = max_norm / (norm + 1e-6)
     if coef < 1:

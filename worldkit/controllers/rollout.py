@@ -21,6 +21,10 @@ class PPOHook:
     Metrics are logged under the hook's :attr:`name` (its class name unless set).
     """
 
+    clip_apart: bool = False
+    """Clip the gradient norm of this hook's parameters on their own (at ``max_grad_norm``), not
+    jointly with the policy's: a large auxiliary gradient then cannot shrink the policy's step."""
+
     @property
     def name(self) -> str:
         return type(self).__name__
@@ -68,6 +72,9 @@ class PPOHook:
         real samples of a minibatch. None (the default) leaves PPO exactly as it is.
         """
         return None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each of an update's passes over its samples (``epoch`` counts from 0)."""
 
     def on_update_end(self, metrics: dict[str, float]) -> None:
         """Called after each update with its metrics; a hook may add entries (e.g. its own losses)."""

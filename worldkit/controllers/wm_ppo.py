@@ -1,4 +1,4 @@
-"""World-model-assisted PPO (seed 000): a lightweight world model inside PPO's own update.
+"""World-model-assisted PPO (after the paper draft): a lightweight world model inside PPO's own update.
 
 The world model helps PPO in two ways, both through :class:`~worldkit.controllers.rollout.PPOHook`:
 
@@ -60,22 +60,31 @@ class WorldModelAssist(nn.Module, PPOHook):
             is False (a pretrained, frozen encoder).
         alpha: Weight of the intrinsic reward (0 turns it off).
         beta: Weight of L_WM in PPO's loss (0 turns world-model learning off).
-        policy_input: ``"z"`` (the seed's design) or ``"z_and_s"``.
+        policy_input: ``"z"`` (the paper draft's design) or ``"z_and_s"``.
         train_world_model: False freezes the model (its parameters get no gradient). A model
             trained inside PPO sees PPO's normalised observations and keeps an identity
             normaliser; a pretrained one normalises raw observations itself, so give it a PPO
             with ``normalize_obs=False`` (as ``recipes/wm_ppo_walker.py --world_model=...`` does).
+        clip_apart: Clip the world model's gradient norm (encoder included) apart from the
+            policy's; jointly, the world model's larger gradients shrink every policy step.
+        wm_epochs: In how many of PPO's epochs per update the world model learns (None: all).
+            Each epoch revisits the same transitions; fewer cut the world model's cost in
+            proportion.
     """
 
     def __init__(self, world_model: LatentMLPWorldModel, alpha: float = 0.01, beta: float = 1.0,
-                 policy_input: PolicyInput = "z", train_world_model: bool = True):
+                 policy_input: PolicyInput = "z", train_world_model: bool = True, clip_apart: bool = False,
+                 wm_epochs: int | None = None):
         super().__init__()
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta must be non-negative, got alpha={alpha}, beta={beta}")
+        if wm_epochs is not None and wm_epochs < 1:
+            raise ValueError(f"wm_epochs must be at least 1 (or None for every epoch), got {wm_epochs}")
         if policy_input not in ("z", "z_and_s"):
             raise ValueError(f"policy_input must be 'z' or 'z_and_s', got {policy_input!r}")
         self.world_model, self.alpha, self.beta = world_model, alpha, beta
-        self.train_world_model = train_world_model
+        self.train_world_model, self.clip_apart = train_world_model, clip_apart
+        self.wm_epochs, self._epoch = wm_epochs, 0
         world_model.requires_grad_(train_world_model)
         self.features = LatentFeatures(world_model, policy_input)
         self.last_losses: dict[str, float] = {}
@@ -94,8 +103,13 @@ class WorldModelAssist(nn.Module, PPOHook):
         error = self.world_model.prediction_error(obs.flatten(0, 1), actions.flatten(0, 1), next_obs.flatten(0, 1))
         return self.alpha * error.view(steps)
 
+    def on_epoch_start(self, epoch: int) -> None:
+        self._epoch = epoch
+
     def auxiliary_loss(self, minibatch: Rollout, features: Tensor) -> Tensor | None:
         if self.beta == 0 or not self.train_world_model:
+            return None
+        if self.wm_epochs is not None and self._epoch >= self.wm_epochs:
             return None
         z = features[..., : self.world_model.feature_dim]  # E(s), as the actor and critic just computed it
         losses = self.world_model.losses(minibatch.obs, minibatch.actions, minibatch.next_obs, z=z)

@@ -1,6 +1,6 @@
 """Writing episodes on background threads, so file work overlaps stepping the env.
 
-An episode file costs a create, a write, an fsync and a rename: on the development VM
+An episode file costs a create, a write, an fsync and a rename: on a small VM
 0.3-1 ms of kernel time plus, when the disk is busy, milliseconds of waiting, and a random
 Walker2d ends an episode every ~20 steps. Deflating pixels costs CPU but releases the GIL.
 On threads this work overlaps stepping, and several files in flight hide the disk's latency. The rename that publishes a file stays in the caller's

@@ -1,10 +1,11 @@
-"""The curiosity weight beta, adapted by the trend of the extrinsic return (seed 001).
+"""The curiosity weight beta, adapted by the trend of the extrinsic return (after the
+adaptive-imagination write-up).
 
 When the agent's real return is falling, it is stuck or unlearning: explore more (beta grows by
 ``rate``); when the return is rising, exploit what works (beta shrinks by ``rate``); in between,
 leave it. The trend is the least-squares slope of the last ``window`` values of the return
 (PPO's mean over the last 100 episodes, itself a moving average), per update and relative to
-their mean magnitude, so the seed's dead band of 0.01 means "1% per update" on any env.
+their mean magnitude, so the write-up's dead band of 0.01 means "1% per update" on any env.
 """
 
 import math
@@ -19,12 +20,12 @@ class AdaptiveBeta:
     """beta <- beta * (1 + rate) on a falling return, beta * (1 - rate) on a rising one, within [low, high].
 
     Args:
-        initial: The starting beta (the seed's 0.2).
-        rate: Relative change per update (the seed's 0.01).
-        threshold: Dead band on the relative trend (the seed's 0.01).
+        initial: The starting beta (the adaptive-imagination write-up's 0.2).
+        rate: Relative change per update (the adaptive-imagination write-up's 0.01).
+        threshold: Dead band on the relative trend (the adaptive-imagination write-up's 0.01).
         window: Updates the trend is fitted over.
         low: Smallest beta.
-        high: Largest beta (the seed's 1.0).
+        high: Largest beta (the adaptive-imagination write-up's 1.0).
     """
 
     def __init__(self, initial: float = 0.2, rate: float = 0.01, threshold: float = 0.01, window: int = 5,

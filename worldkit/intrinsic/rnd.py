@@ -22,7 +22,7 @@ class RND(nn.Module):
 
     Args:
         obs_dim: Observation size.
-        feature_dim: Size of the target's features (the seed's 64).
+        feature_dim: Size of the target's features (the adaptive-imagination write-up's 64).
         hidden: Width of the two hidden layers of each network.
         lr: The predictor's Adam learning rate.
         obs_clip: Standardised observations are clipped to ``[-obs_clip, obs_clip]``.

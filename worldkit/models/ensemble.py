@@ -3,12 +3,12 @@
 Why an ensemble: one model's held-out loss says how wrong it is on average, on the data it was
 tested on; the members' disagreement says where they are unsure, on the very states a
 controller is about to dream from. Members differ only by initialisation and minibatch order
-(size 1 is the seed's single model).
+(size 1 is the adaptive-imagination write-up's single model).
 
 Why deltas and normalisation: next states are mostly the current state, so predicting the change
 is an easier target; inputs and targets are standardised with statistics of the training data
 (buffers, saved with the weights), so every output dimension counts equally in the loss and the
-loss is in units of each target's spread (the seed's ``exp(-loss)`` confidence needs that).
+loss is in units of each target's spread (the write-up's ``exp(-loss)`` confidence needs that).
 
 The model implements the :class:`~worldkit.models.protocol.WorldModel` protocol with the state
 being the observation itself, so DreamEnv, CMA-ES or PPO can dream in it.
@@ -59,7 +59,7 @@ class DynamicsEnsemble(L.LightningModule):
         observation_space: A flat Box (or its :func:`worldkit.spaces.space_to_dict` description).
         action_space: A 1-D Box (actions are clipped to its bounds, as the env does) or a
             Discrete space (actions are one-hot).
-        ensemble_size: Number of members; 1 is the seed's single model.
+        ensemble_size: Number of members; 1 is the adaptive-imagination write-up's single model.
         hidden_sizes: Widths of each member's hidden layers.
         lr: Adam's learning rate.
         weight_decay: Adam's L2 penalty (small: it keeps members from fitting noise).
@@ -134,9 +134,9 @@ class DynamicsEnsemble(L.LightningModule):
         return (torch.cat([next_obs - obs, reward.unsqueeze(-1)], -1).float() - self.target_mean) / self.target_std
 
     def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The seed's loss, per member and summed over members: MSE of the normalised state
-        change, MSE of the normalised reward, BCE of the done head (termination only, never a
-        time limit). ``batch`` has :data:`TRANSITION_KEYS`, shaped (B, ...) or (members, B, ...)."""
+        """The adaptive-imagination write-up's loss, per member and summed over members: MSE of the
+        normalised state change, MSE of the normalised reward, BCE of the done head (termination
+        only, never a time limit). ``batch`` has :data:`TRANSITION_KEYS`, shaped (B, ...) or (members, B, ...)."""
         prediction, done_logit = self(batch["obs"], batch["action"])
         target = self.targets(batch["obs"], batch["reward"], batch["next_obs"])
         if target.dim() == 2:

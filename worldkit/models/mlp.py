@@ -1,4 +1,4 @@
-"""The lightweight world model of world-model-assisted PPO (seed 000): encoder, dynamics, decoder.
+"""The lightweight world model of world-model-assisted PPO (the paper draft's): encoder, dynamics, decoder.
 
     encoder   s  -> FC-64-64 -> z
     dynamics  (z, a) -> FC-64-64 -> z'_hat

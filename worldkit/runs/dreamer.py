@@ -110,7 +110,7 @@ class OnlineDreamer:
         self.evaluate_now = Every(config.eval_every)
         self.owed = Ratio(config.train_ratio, config.batch_size * config.sequence_length, config.prefill)
         self.updates = 0
-        self.seconds_before = 0.0  # wall-clock of earlier sittings (not counting time lost to a kill after a save)
+        self.seconds_before = 0.0  # wall-clock before the last resume (not counting time lost to a kill after a save)
         self.sitting_start = time.perf_counter()
         self.rng = np.random.default_rng([config.seed, self.rank, len(store)])
         self.driver = Driver(envs, seed=config.seed + 100_000 * self.rank + len(store))

@@ -35,7 +35,7 @@ class EvaluationLog:
     Args:
         path: The file.
         saved_step: The step of the state the run resumes from; rows after it are dropped. None for
-            a fresh run: rows a killed sitting wrote before its first save are dropped too (their
+            a fresh run: rows a killed run wrote before its first save are dropped too (their
             updates are redone).
     """
 

@@ -64,7 +64,7 @@ def train_ppo_in_run(ppo, spec, run_dir: Path, config: Any, *,
     ``on_evaluation`` gets each evaluation's row, after it is written.
 
     Returns:
-        The evaluation rows (those of earlier sittings too) and the open logger (the caller
+        The evaluation rows (those written before a resume too) and the open logger (the caller
         logs its artifacts and calls ``finish``). PPO's envs are closed.
     """
     from worldkit.controllers.ppo import evaluate

@@ -1,4 +1,5 @@
-"""World Models as a run (seed 002): V (a conv VAE), M (an MDN-RNN), C (linear, CMA-ES in the dream).
+"""World Models as a run (after the World Models write-up): V (a conv VAE), M (an MDN-RNN), C (linear,
+CMA-ES in the dream).
 
 Each seed runs these stages in ``<run_dir>/<env>-seed<k>/``, each writing its result and skipped
 when that result exists, so a killed run started again with the same settings resumes:

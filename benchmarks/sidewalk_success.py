@@ -1,0 +1,71 @@
+"""World Models on MiniWorld Sidewalk (recipes/miniworld_cmaes.py at its defaults), success rate per seed.
+
+    python benchmarks/sidewalk_success.py                        # from scratch, seeds 0-4
+    python benchmarks/sidewalk_success.py --pretrained=True      # with the shipped V and M
+    python benchmarks/sidewalk_success.py --report_only=True     # report from the runs on disk
+
+Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; finished runs are skipped and
+killed ones resume. Protocol: the recipe's chosen controller in 100 real episodes (reset seeds
+10,000 + k), success = the box reached. Writes benchmarks/results/sidewalk_success[_pretrained].json.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import ROOT, provenance, seed_by_seed, write_results
+
+from worldkit.config import parse_config
+
+
+@dataclass
+class Config:
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    pretrained: bool = False
+    """reuse the shipped V and M (checkpoints/sidewalk-vae, sidewalk-mdnrnn) instead of training them"""
+    run_dir: str = "benchmarks/runs/sidewalk_success"
+    report_only: bool = False
+
+
+def _folder(config: Config, seed: int) -> Path:
+    return ROOT / (config.run_dir + ("_pretrained" if config.pretrained else "")) / f"seed{seed}"
+
+
+def run_seed(config: Config, seed: int) -> None:
+    """One recipe run to its evaluation; its wall-clock, summed over resumptions, in ``seconds.json``."""
+    folder = _folder(config, seed)
+    if (folder / f"Sidewalk-seed{seed}" / "evaluation.json").exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(ROOT / "recipes" / "miniworld_cmaes.py"), "--seeds", str(seed),
+               f"--pretrained={config.pretrained}", f"--run_dir={folder}", "--progress=False", "--wandb_mode=disabled"]
+    seconds_file = folder / "seconds.json"
+    spent = json.loads(seconds_file.read_text())["seconds"] if seconds_file.exists() else 0.0
+    start = time.monotonic()
+    with open(folder / "recipe.log", "a") as log:
+        print("start", " ".join(command[1:]), flush=True)
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
+    seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start}))
+    if result.returncode:
+        raise SystemExit(f"seed {seed} failed (exit {result.returncode}); its log: {folder / 'recipe.log'}")
+
+
+def report(config: Config) -> dict:
+    done = [(seed, _folder(config, seed)) for seed in config.seeds
+            if (_folder(config, seed) / f"Sidewalk-seed{seed}" / "evaluation.json").exists()]
+    evaluations = [json.loads((folder / f"Sidewalk-seed{seed}" / "evaluation.json").read_text()) for seed, folder in done]
+    results = {**provenance(), "pretrained": config.pretrained,
+               "protocol": "the chosen controller, 100 real episodes from reset seeds 10,000 + seed; success = box reached",
+               "seeds": [seed for seed, _ in done],
+               "per_seed": [e["real"]["success_rate"] for e in evaluations],
+               "dream_return_per_seed": [e["dream"]["mean_return"] for e in evaluations],
+               "hours_per_seed": [round(json.loads((folder / "seconds.json").read_text())["seconds"] / 3600, 3)
+                                  for _, folder in done]}
+    return write_results("sidewalk_success_pretrained" if config.pretrained else "sidewalk_success", results, "Sidewalk")
+
+
+if __name__ == "__main__":
+    seed_by_seed(parse_config(Config), run_seed, report)
