@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-PAGES = (ROOT / "docs" / "benchmarks.md", ROOT / "README.md")
+PAGES = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "dreaming.md", ROOT / "README.md")
 INTERVALS = RESULTS / "intervals.json"
 ENVS = ("Walker2d-v4", "HalfCheetah-v4", "Hopper-v4")
 
@@ -482,6 +482,23 @@ def collection() -> str:
     return "\n".join(lines)
 
 
+def pluggable_dreaming() -> str:
+    """docs/dreaming.md's table: each controller trained only in each world model's dream."""
+    results = _load("pluggable_dreaming")
+    if results is None:
+        return "Not measured yet: `python benchmarks/pluggable_dreaming.py` makes this table."
+    lines = [f"{_source(results, 'pluggable_dreaming')}. Protocol: {results['protocol']}.", "",
+             "| world model | env | controller | seeds | real return: IQM [95% CI] | success rate | dream − real return |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for name, cell in results["cells"].items():
+        family, controller = name.split("/")
+        success = "-" if cell["success_rate"][0] is None else ", ".join(f"{r:.0%}" for r in cell["success_rate"])
+        gap = ", ".join(f"{g:,.0f}" for g in cell["dream_to_real_gap"])
+        lines.append(f"| {family} | {cell['env']} | {controller} | {len(cell['seeds'])} | "
+                     f"{_summary(cell['real_return'])} | {success} | {gap} |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------ README
 
 def what_works() -> str:
@@ -526,6 +543,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "dreamer_update_time": dreamer_update_time,
     "dreamer_returns": dreamer_returns, "sheeprl": sheeprl, "open_loop": open_loop,
     "imagination_throughput": imagination_throughput, "dream_ppo": dream_ppo, "collection": collection,
+    "pluggable_dreaming": pluggable_dreaming,
     "what_works": what_works,
 }
 
