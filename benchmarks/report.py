@@ -1,6 +1,6 @@
 """The generated parts of docs/benchmarks.md and README.md, written from benchmarks/results/*.json.
 
-    python benchmarks/report.py            # rewrite them
+    python benchmarks/report.py            # rewrite them, and draw the figures made from the JSON
     python benchmarks/report.py --check    # exit 1, naming the page, where a page differs from the JSON
 
 A generated part sits between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->``; the text
@@ -548,6 +548,46 @@ SECTIONS: dict[str, Callable[[], str]] = {
 }
 
 
+# -------------------------------------------------------------------------------------- figures
+
+def wm_ppo_profile() -> Path | None:
+    """rliable's performance profile of the default WM-assisted PPO and PPO over the three envs:
+    each run's training return divided by PPO's mean on its env, so that envs compare."""
+    results = _load("wm_ppo_default_vs_ppo")
+    if results is None:
+        return None
+    envs = [env for env in ENVS if all(results["per_seed"].get(f"{env}/{m}") for m in ("ppo", "wm_ppo"))]
+    seeds = min((len(results["per_seed"][f"{env}/{m}"]) for env in envs for m in ("ppo", "wm_ppo")), default=0)
+    if seeds < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from rliable import library, plot_utils
+
+    scale = {env: np.mean(results["per_seed"][f"{env}/ppo"]) for env in envs}
+    scores = {name: np.array([[results["per_seed"][f"{env}/{m}"][i] / scale[env] for env in envs] for i in range(seeds)])
+              for m, name in (("ppo", "PPO"), ("wm_ppo", "WM-assisted PPO"))}
+    taus = np.linspace(0.0, 1.5, 61)
+    np.random.seed(0)
+    profiles, intervals_ = library.create_performance_profile(scores, taus)
+    figure, axes = plt.subplots(figsize=(6.5, 4))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=intervals_, ax=axes,
+                                         xlabel="training return / PPO's mean on the env (τ)",
+                                         ylabel="fraction of runs with score > τ")
+    axes.legend(loc="lower left")
+    axes.set_title(f"{', '.join(envs)}; {seeds} seeds each; 95% bootstrap bands", fontsize="small")
+    path = ROOT / "docs" / "img" / "wm_ppo_profile.png"
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+FIGURES: tuple[Callable[[], "Path | None"], ...] = (wm_ppo_profile,)
+
+
 # ---------------------------------------------------------------------------------------- pages
 
 def render(text: str, sections: dict[str, Callable[[], str]] = SECTIONS) -> str:
@@ -576,6 +616,10 @@ def main(argv: "list[str] | None" = None) -> int:
         else:
             page.write_text(fresh)
             print(f"rewrote {page.relative_to(ROOT)}")
+    if not args.check:
+        for figure in FIGURES:
+            if (path := figure()) is not None:
+                print(f"drew {path.relative_to(ROOT)}")
     if stale:
         print(f"out of date with benchmarks/results: {', '.join(map(str, stale))}; run python benchmarks/report.py",
               file=sys.stderr)
