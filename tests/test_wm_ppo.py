@@ -246,6 +246,7 @@ def test_presets_give_the_measured_default_the_paper_draft_and_ppo_settings_by_e
     spec.loader.exec_module(recipe)  # registered first: tyro reads the config's source
     default = recipe.parse([])
     assert (default.preset, default.alpha, default.latent_dim, default.ppo.num_steps) == ("default", 0.0, 32, 2048)
+    assert default.clip_apart and not recipe.parse(["--preset=paper"]).clip_apart
     paper = recipe.parse(["--preset=paper"])
     assert (paper.alpha, paper.latent_dim, paper.beta, paper.recon_weight) == (0.01, 32, 1.0, 1.0)
     assert recipe.parse(["--preset=paper", "--alpha=0.05"]).alpha == 0.05  # a flag over the preset
