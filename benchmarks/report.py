@@ -287,6 +287,21 @@ def wm_ppo_clip() -> str:
     return "; ".join(sources) + ".\n\n" + "\n".join(lines)
 
 
+def wm_grad_norms() -> str:
+    """docs/wm_ppo.md: the world model's gradient norms beside the policy's, clipped jointly."""
+    results = _load("wm_grad_norms")
+    if results is None:
+        return "Not measured yet: `python benchmarks/wm_grad_norms.py`."
+    lines = [f"{_source(results, 'wm_grad_norms')}; medians over the last quarter of each run's minibatches.", "",
+             "| env | PPO preset | policy | encoder | rest of the world model | all, clipped jointly at | share of steps clipped |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for env, row in results["per_env"].items():
+        norm = row["median_norm"]
+        lines.append(f"| {env} | {row['ppo_preset']} | {norm['policy']:.1f} | {norm['encoder']:.1f} | "
+                     f"{norm['world_model_rest']:.1f} | {norm['all']:.1f} → {row['max_grad_norm']} | {row['share_clipped']:.0%} |")
+    return "\n".join(lines)
+
+
 def wm_overhead() -> str:
     results = _load("wm_overhead")
     if results is None:
@@ -560,7 +575,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "dreamer_update_time": dreamer_update_time,
     "dreamer_returns": dreamer_returns, "sheeprl": sheeprl, "open_loop": open_loop,
     "imagination_throughput": imagination_throughput, "dream_ppo": dream_ppo, "collection": collection,
-    "pluggable_dreaming": pluggable_dreaming, "wm_ppo_clip": wm_ppo_clip,
+    "pluggable_dreaming": pluggable_dreaming, "wm_ppo_clip": wm_ppo_clip, "wm_grad_norms": wm_grad_norms,
     "what_works": what_works,
 }
 
