@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from common import ROOT, provenance
 
-import worldkit.controllers.ppo as ppo_module
 from worldkit.config import parse_config
 from worldkit.controllers.ppo import PPO, PPOConfig, ppo_preset_for
 from worldkit.controllers.wm_ppo import WorldModelAssist
@@ -39,25 +38,23 @@ def measure(env: str, updates: int) -> dict:
     world_model = LatentMLPWorldModel(obs_dim, action_dim, 32)
     ppo = PPO(config, envs, [WorldModelAssist(world_model, alpha=0.0)])
     model_ids, encoder_ids = {id(p) for p in world_model.parameters()}, {id(p) for p in world_model.encoder.parameters()}
-    norms, clip = [], ppo_module._clip_grad_norm_
+    norms, clip = [], ppo._clip_gradients
 
     def norm(parameters):
         return float(torch.cat([p.grad.flatten() for p in parameters if p.grad is not None]).norm())
 
-    def recording_clip(parameters, max_norm):
+    def recording_clip():  # the learner's own clip, watched
+        parameters = ppo._parameters
         norms.append((norm([p for p in parameters if id(p) not in model_ids]),
                       norm([p for p in parameters if id(p) in encoder_ids]),
                       norm([p for p in parameters if id(p) in model_ids and id(p) not in encoder_ids]),
                       norm(parameters)))
-        clip(parameters, max_norm)
+        clip()
 
-    ppo_module._clip_grad_norm_ = recording_clip  # the learner's own clip, watched
-    try:
-        done = [0]
-        ppo.learn(progress=False, callback=lambda _: (done.__setitem__(0, done[0] + 1), done[0] < updates)[1])
-    finally:
-        ppo_module._clip_grad_norm_ = clip
-        envs.close()
+    ppo._clip_gradients = recording_clip
+    done = [0]
+    ppo.learn(progress=False, callback=lambda _: (done.__setitem__(0, done[0] + 1), done[0] < updates)[1])
+    envs.close()
     last = np.array(norms[-len(norms) // 4:])
     policy, encoder, rest, total = np.median(last, axis=0)
     return {"ppo_preset": ppo_preset_for(env), "max_grad_norm": config.max_grad_norm, "updates": updates,
