@@ -28,8 +28,23 @@ def provenance() -> dict:
         "command": " ".join(["python", *sys.argv]),
         "commit": commit, "uncommitted_changes": dirty,
         "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "cpu": _cpuinfo().get("model name"), "native_bf16": _native_bf16(),
                     "torch": torch.__version__, "load_average": list(os.getloadavg())},
     }
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's entries of /proc/cpuinfo (empty where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+    except OSError:
+        return {}
+    return {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines if ":" in line)}
+
+
+def _native_bf16() -> bool:
+    """bfloat16 matrix instructions (AVX512-BF16 or AMX); without them torch emulates bfloat16, slowly."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(_cpuinfo().get("flags", "").split()))
 
 
 def interval_estimates(per_task: dict[str, list[float]], reps: int = 50_000, seed: int = 0) -> dict:

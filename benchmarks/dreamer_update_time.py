@@ -1,15 +1,15 @@
-"""Seconds per Dreamer update at the recipe's settings, and what a run's updates would take.
+"""Seconds per Dreamer update at a recipe's settings, and what a run's updates would take.
 
-One update of ``recipes/dreamer_dmc_walker.py`` (at its defaults) is a world-model step on 16
-windows of 64 steps and an actor-critic step imagining 15 steps from their 1,040 posterior
-states. Its cost does not depend on the data, so random batches of walker's shapes (state: 24 floats; pixels: 64x64x3)
-stand in. A default run owes (100,000 - 5,000 prefill) x 512 / 1,024 = 47,500 updates; the
-estimate adds the updates' time to nothing else (collecting 100k env steps takes minutes).
+One update of ``recipes/dreamer.py`` (at the given ``--preset``; without one, at the run config's
+own defaults) is a world-model step on a batch of windows and an actor-critic step imagining
+``horizon`` steps from their posterior states. Its cost does not depend on the data, so random batches of walker's shapes
+(state: 24 floats; pixels: 64x64x3) stand in. The estimate of a run multiplies the median update
+by the updates a run owes, (total_steps - prefill) x train_ratio / (batch x length); collecting
+100k env steps adds minutes.
 
-    python benchmarks/dreamer_update_time.py                  # CPU, one torch thread
-    python benchmarks/dreamer_update_time.py --torch_threads=2  # both of this machine's cores
-    python benchmarks/dreamer_update_time.py --device=cuda
-    python benchmarks/dreamer_update_time.py --precision=bf16  # the recipe's --precision=bf16
+    python benchmarks/dreamer_update_time.py --preset=cpu                    # the CPU preset, one torch thread
+    python benchmarks/dreamer_update_time.py --preset=cpu --dreamer.starts=528  # ... imagining from every state
+    python benchmarks/dreamer_update_time.py --preset=dreamerv3 --device=cuda
     python benchmarks/dreamer_update_time.py --obs state --size=tiny --sequence_length=32 --train_ratio=256 \
         --dreamer.hidden=128 --precision=bf16 --compile=True --name=cpu_tiny_r256_bf16_compiled
 
@@ -34,7 +34,12 @@ from worldkit.config import parse_config
 from worldkit.controllers.dreamer import DreamerLearner
 from worldkit.models.rssm import RSSM
 from worldkit.runs.dreamer import DreamerRunConfig as Config
-from worldkit.runs.dreamer import compile_loops, resolved, train_step
+from worldkit.runs.dreamer import (
+    compile_loops,
+    parse_dreamer_config,
+    resolved,
+    train_step,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,7 +62,8 @@ def main() -> None:
     parser.add_argument("--obs", nargs="+", default=["state", "pixels"])
     parser.add_argument("--name", default=None, help="results file stem after dreamer_update_time_")
     args, recipe_flags = parser.parse_known_args()
-    config = resolved(parse_config(Config, recipe_flags))
+    with_preset = any(flag.split("=")[0] == "--preset" for flag in recipe_flags)
+    config = resolved((parse_dreamer_config if with_preset else parse_config)(Config, recipe_flags))
     torch.set_num_threads(config.torch_threads)
     args.device, args.precision = config.device, config.precision
     owed = (config.total_steps - config.prefill) * config.train_ratio / (config.batch_size * config.sequence_length)
@@ -88,7 +94,8 @@ def main() -> None:
         print(f"| {kind} | {args.device}, {args.precision} | {median:.3f} | {owed * median / 3600:.1f} |", flush=True)
     report = {**provenance(), "device": args.device,
               "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-              "cpus": os.cpu_count(), "torch_threads": config.torch_threads, "torch": torch.__version__, "size": config.size,
+              "cpus": os.cpu_count(), "torch_threads": config.torch_threads, "torch": torch.__version__,
+              "size": config.size, "preset": config.preset if with_preset else None, "starts": config.dreamer.starts,
               "precision": args.precision, "compile": config.compile,
               "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(), "results": rows}
     name = args.name or args.device.split(":")[0] + ("_bf16" if args.precision == "bf16" else "")

@@ -387,9 +387,19 @@ def mbppo_controls() -> str:
 
 # ----------------------------------------------------------------------------------------- Dreamer
 
-_UPDATE_TIMES = (("cpu_bf16", "S, bfloat16"), ("cpu_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"),
+_UPDATE_TIMES = (("cpu_preset_state", "`--preset=cpu`: tiny, float32, compiled, 256 starts"),
+                 ("cpu_preset_state_all_starts", "`--preset=cpu --dreamer.starts=528`: every start"),
+                 ("cpu_bf16", "S, bfloat16"), ("cpu_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"),
                  ("cpu_tiny_r256_bf16_compiled_pixels", "tiny, bfloat16, compiled"), ("cuda_h100", "S, float32"),
                  ("cuda_h100_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"))
+
+
+def _cpu_label(results: dict) -> str:
+    """Which CPU timed it: bfloat16 runs at native speed only where the CPU has the instructions."""
+    machine = results.get("machine") or {}
+    host = (f"{machine['cpu']}, {'native' if machine['native_bf16'] else 'emulated'} bfloat16" if "cpu" in machine
+            else "host not recorded")
+    return f"CPU ({host}), {results['cpus']} cores, {results['torch_threads']} thread"
 
 
 def dreamer_update_time() -> str:
@@ -399,7 +409,7 @@ def dreamer_update_time() -> str:
         results = _load(f"dreamer_update_time_{suffix}")
         if not results:
             continue
-        device = results["gpu"] or f"CPU, {results['cpus']} cores, {results['torch_threads']} thread"
+        device = results["gpu"] or _cpu_label(results)
         for obs, row in results["results"].items():
             hours = row.get("run_hours", row.get("default_run_hours"))
             lines.append(f"| {device} | {model} | {obs} | {row['seconds_per_update']:.3f} | {hours:.1f} |")

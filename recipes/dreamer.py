@@ -8,8 +8,8 @@
     python recipes/dreamer.py --preset=tiny --total_steps=1200 --prefill=500   # a smoke run, about a minute
     python recipes/dreamer.py --help                                # every flag
 
-Presets: ``cpu`` (a tiny RSSM at replay ratio 256 with compiled loops, bfloat16 where the CPU has
-it), ``dreamerv3`` (DreamerV3's size S, for a GPU) and ``tiny`` (smoke runs); the default picks
+Presets: ``cpu`` (a tiny RSSM at replay ratio 256 with compiled loops, the actor-critic imagining
+from 256 of each batch's posterior states, bfloat16 where the CPU has it), ``dreamerv3`` (DreamerV3's size S, for a GPU) and ``tiny`` (smoke runs); the default picks
 dreamerv3 where a GPU is found and cpu elsewhere, and the run prints its budget and an estimate
 of its update time before it starts. Episodes go to ``<run_dir>/replay`` (they survive a crash);
 every ``eval_every`` env steps the actor is scored in the real env and the whole training state is

@@ -224,6 +224,23 @@ def test_bf16_imagination_casts_features_once_and_keeps_continues_out_of_the_act
         assert learner._imagine(select_state(starts, torch.arange(8)))[0].dtype == torch.float32
 
 
+def test_the_actor_critic_imagines_from_a_random_subset_of_starts_when_asked(world_models):
+    rssm, starts, _ = world_models["rssm"]
+    learner = DreamerLearner(rssm, DreamerConfig(horizon=3, hidden=16, layers=1, starts=5))
+    imagine, seen = learner._imagine, []
+    learner._imagine = lambda state: seen.append(state) or imagine(state)
+    torch.manual_seed(0)
+    learner.train_step(select_state(starts, torch.arange(12)))
+    learner.train_step(select_state(starts, torch.arange(4)))  # fewer than asked: all of them
+    assert [len(state[0]) for state in seen] == [5, 4]
+    flat = lambda state: torch.cat([field.flatten(1).float() for field in state], 1)
+    pool, drawn = flat(select_state(starts, torch.arange(12))), flat(seen[0])
+    rows = [next(i for i in range(12) if torch.equal(row, pool[i])) for row in drawn]
+    assert len(set(rows)) == 5 and rows != list(range(5))  # five different rows, drawn rather than the first five
+    with pytest.raises(ValueError, match="starts must be positive"):
+        DreamerConfig(starts=0)
+
+
 def test_open_loop_error_compares_frames_on_the_decoders_scale(world_models, sidewalk_store):
     model, episode = world_models["vae_mdn"][0], sidewalk_store.episode(0)
     model_error, still_error = open_loop_error(model, [episode], 0.5, context=2, horizon=4, stride=50)

@@ -37,7 +37,9 @@ def require_flat_box(space: gym.Space, who: str) -> None:
 
 def to_bounds(unit: "torch.Tensor", box: gym.spaces.Box) -> "torch.Tensor":
     """Actions in [-1, 1] mapped linearly onto the Box's bounds (a tanh output, a clipped sample)."""
-    low, high = unit.new_tensor(box.low), unit.new_tensor(box.high)
+    import torch
+
+    low, high = (torch.as_tensor(bound, dtype=unit.dtype, device=unit.device) for bound in (box.low, box.high))
     return low + (unit + 1) / 2 * (high - low)
 
 

@@ -71,10 +71,16 @@ class DreamerConfig:
     layers: int = 2
     temperature: float = 1.0
     """the world model's sampling temperature while imagining"""
+    starts: int | None = None
+    """imagine from this many of a batch's posterior states, drawn at random (None: all of them, as
+    DreamerV3 does); neighbouring states of a sequence are much alike, and the actor-critic's cost
+    grows with the number of starts"""
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.hidden < 1 or self.layers < 1:
             raise ValueError("horizon, hidden and layers must be positive")
+        if self.starts is not None and self.starts < 1:
+            raise ValueError(f"starts must be positive (or None for all), got {self.starts}")
         if not (0 < self.gamma <= 1 and 0 <= self.lam <= 1):
             raise ValueError(f"gamma must be in (0, 1] and lam in [0, 1], got {self.gamma} and {self.lam}")
         if self.critic not in ("twohot", "mse"):
@@ -169,6 +175,8 @@ class DreamerLearner:
         """One actor and one critic update from imagined rollouts of a batch of start states."""
         cfg, ac = self.config, self.actor_critic
         start = detach_state(start_states)  # imagination starts here; no gradient goes further back
+        if cfg.starts is not None and len(start[0]) > cfg.starts:
+            start = select_state(start, torch.randperm(len(start[0]), device=start[0].device)[:cfg.starts])
         with frozen(self.world_model), torch.set_grad_enabled(True):
             features, rewards, continues, log_probs, entropies = self._imagine(start)
             bootstrap = ac.critic if cfg.return_critic == "fast" else ac.slow_critic

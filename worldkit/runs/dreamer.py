@@ -337,7 +337,7 @@ DREAMER_PRESETS: dict[str, dict[str, Any]] = {
                   "precision": "auto", "dreamer": {"hidden": 512, "layers": 2}},
     "cpu": {"size": "tiny", "train_ratio": 256.0, "batch_size": 16, "sequence_length": 32, "model_lr": 3e-4,
             "eval_episodes": 2, "precision": "auto", "compile": True,
-            "dreamer": {"hidden": 128, "layers": 2, "actor_lr": 1e-4, "critic_lr": 1e-4}},
+            "dreamer": {"hidden": 128, "layers": 2, "actor_lr": 1e-4, "critic_lr": 1e-4, "starts": 256}},
     "tiny": {"size": "tiny", "hidden": 32, "train_ratio": 16.0, "batch_size": 4, "sequence_length": 16,
              "total_steps": 5_000, "prefill": 1_000, "eval_every": 2_500, "collect_steps": 8,
              "dreamer": {"hidden": 32, "layers": 1}},
