@@ -6,6 +6,7 @@
     python recipes/dreamer.py --env=miniworld:Sidewalk              # pixels, Discrete actions
     python recipes/dreamer.py --env=MyEnv-v0 --env_module=mypkg.envs   # your own registered env
     python recipes/dreamer.py --preset=tiny --total_steps=1200 --prefill=500   # a smoke run, about a minute
+    python recipes/dreamer.py --env=miniworld:Sidewalk --hours=0.75  # ends after 45 minutes of wall-clock
     python recipes/dreamer.py --help                                # every flag
 
 Presets: ``cpu`` (a tiny RSSM at replay ratio 256 with compiled loops, the actor-critic imagining

@@ -163,15 +163,17 @@ class OnlineDreamer:
         self.logger = RunLogger(logs, config, mode=config.wandb_mode if self.main else "disabled", name=run_dir.name)
         bar = tqdm(total=config.total_steps, initial=min(steps, config.total_steps), unit="env step",
                    desc=f"Dreamer on {self.store.env_spec}", disable=not (config.progress and self.main))
-        while steps < config.total_steps:
+        done = self._done(steps)
+        while not done:
             for episode in self._collect(steps):
                 self.logger.log({"train/episode_return": episode["return"]}, step=steps)
             steps, before = self.env_steps, steps
             bar.update(max(0, min(steps, config.total_steps) - before))
             self._train_owed(steps)
-            if self.evaluate_now(steps) or steps >= config.total_steps:
+            done = self._done(steps)
+            if self.evaluate_now(steps) or done:
                 if self.main:
-                    row = self._evaluate(steps, video=steps >= config.total_steps and config.video)
+                    row = self._evaluate(steps, video=done and config.video)
                     bar.set_postfix(eval_return=f"{row['mean_return']:.0f}")
                     save_atomically(self.state_dict(), self.state_file)
         bar.close()
@@ -182,6 +184,18 @@ class OnlineDreamer:
         self.envs.close()
         self.eval_env.close()
         return summary
+
+    def _done(self, steps: int) -> bool:
+        """Every env step owed is taken, or the wall-clock budget (``hours``) is spent; with several
+        processes, the first one's clock decides for all."""
+        if steps >= self.config.total_steps:
+            return True
+        if self.config.hours is None:
+            return False
+        late = self.seconds >= self.config.hours * 3600
+        if self.fabric is not None and self.fabric.world_size > 1:
+            late = bool(self.fabric.broadcast(late, src=0))
+        return late
 
     def _weight_checksums(self) -> list[float]:
         """One number per process summing its weights: equal when the processes trained as one."""
@@ -231,7 +245,8 @@ class OnlineDreamer:
     def _write_artifacts(self, steps: int, checksums: list[float]) -> dict[str, Any]:
         run_dir, rows = self.run_dir, self.evaluations.rows
         summary = {"env": self.store.env_spec, "env_steps": steps, "updates": self.updates,
-                   "wall_clock_seconds": round(self.seconds, 1),
+                   "wall_clock_seconds": round(self.seconds, 1), "stopped_by": "steps" if steps >= self.config.total_steps
+                   else "hours",
                    "final_eval_return": rows[-1]["mean_return"] if rows else None,
                    "processes": len(checksums), "weight_checksums": checksums}
         agent = DreamerAgent.of(self.model, self.learner.actor_critic)
@@ -273,6 +288,9 @@ class DreamerRunConfig(TrackingOptions):
     """steps of every env between two rounds of training"""
     total_steps: int = 100_000
     """env steps (action repeats included), DreamerV3's 100k benchmark budget"""
+    hours: float | None = None
+    """a wall-clock budget, counted over resumes: once spent, the run ends as it would at
+    total_steps (final evaluation, agent, pictures); None: no limit"""
     action_repeat: int | None = None
     """env steps each action is held for (None: 2 on dm-control, as Dreamer does; 1 elsewhere)"""
     prefill: int = 5_000
@@ -330,6 +348,8 @@ class DreamerRunConfig(TrackingOptions):
             raise ValueError(f"prefill must be >= 0, got {self.prefill}")
         if self.train_ratio <= 0:
             raise ValueError(f"train_ratio must be > 0, got {self.train_ratio}")
+        if self.hours is not None and self.hours <= 0:
+            raise ValueError(f"hours must be > 0 (or None for no limit), got {self.hours}")
 
 
 DREAMER_PRESETS: dict[str, dict[str, Any]] = {
@@ -510,9 +530,10 @@ def budget_line(config: DreamerRunConfig, spec, model: RSSM, learner: DreamerLea
     return (f"Dreamer ({config.preset}) on {spec}: {config.total_steps:,} env steps with {config.envs} env(s), "
             f"{updates:,} updates of {batch} x {length} on {config.device} ({config.precision}); "
             f"about {updates * per_update / 3600:.1f} h of updates here ({per_update:.3f} s each"
-            f"{', before compiling' if config.compile else ''})")
+            f"{', before compiling' if config.compile else ''})"
+            + (f"; it stops after {config.hours:g} h" if config.hours is not None else ""))
 
 
-RESUMABLE_CHANGES = {"total_steps", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
+RESUMABLE_CHANGES = {"total_steps", "hours", "eval_every", "eval_episodes", "run_dir", "wandb_mode", "progress", "torch_threads",
                       "device", "precision", "compile", "video", "vectorization", "logger", "verbose"}
 """settings a killed run may be resumed with changed"""
