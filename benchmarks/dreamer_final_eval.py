@@ -5,7 +5,8 @@
 Loads ``<run>/checkpoints/agent`` (the world model and actor saved together) and plays the
 deterministic actor in the run's env with its action repeat, on reset seeds 20,000 and up (none
 the run evaluated on).
-Prints and writes ``<run>/final_eval.json``: each episode's return, their mean and standard error.
+Prints and writes ``<run>/final_eval.json``: each episode's return, their mean and standard error
+(and on MiniWorld the success rate).
 """
 
 import argparse
@@ -38,6 +39,8 @@ def final_eval(run_dir: Path, episodes: int = 10) -> dict:
     returns = [float(r) for r in result["returns"]]
     report = {"run": str(run_dir), "episodes": episodes, "returns": returns, "mean": float(np.mean(returns)),
               "standard_error": float(np.std(returns, ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else None}
+    if spec.family == "miniworld":  # tasks with a goal: the share of episodes that reached it
+        report["success_rate"] = result["success_rate"]
     (run_dir / "final_eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -151,15 +151,15 @@ def _world_models_goal_rows() -> list[str]:
         best = {t: max(r["steps_per_s"] for r in speed["dream"] if r["threads"] == t) for t in (1, 2)}
         rows.append(f"| World Models, Sidewalk | dream ≥ 100,000 latent steps/s with the recipe's one torch thread | "
                     f"{best[1]:,.0f} ({best[2]:,.0f} on two threads) | {'met' if best[1] >= 1e5 else '**not met**'} |")
-    success = _load("sidewalk_success")
+    success, goal = _load("sidewalk_from_scratch"), ("≥ 80% success (100 real episodes) on each of 5 seeds, from "
+                                                     "scratch, ≤ 45 min a seed")
     if success:
-        rates = success["per_seed"]
-        met = len(rates) >= 5 and min(rates) >= 0.8
-        rows.append(f"| World Models, Sidewalk | ≥ 80% success (100 real episodes) on each of 5 seeds, from scratch | "
-                    f"{', '.join(f'{r:.0%}' for r in rates)} | {_status(len(rates), 5, met)} |")
+        rates, minutes = success["per_seed"], success["minutes_per_seed"]
+        met = len(rates) >= 5 and min(rates) >= 0.8 and max(minutes) <= 45
+        rows.append(f"| World Models, Sidewalk | {goal} | {', '.join(f'{r:.0%}' for r in rates)}, "
+                    f"{max(minutes):.0f} min at most | {_status(len(rates), 5, met)} |")
     else:
-        rows.append("| World Models, Sidewalk | ≥ 80% success (100 real episodes) on each of 5 seeds, from scratch | "
-                    "not measured yet (`python benchmarks/sidewalk_success.py`) | open |")
+        rows.append(f"| World Models, Sidewalk | {goal} | not measured yet (`python benchmarks/sidewalk_success.py`) | open |")
     return rows
 
 
@@ -177,7 +177,7 @@ def _dreamer_goal_rows() -> list[str]:
         if tiny:
             finals = [r["final_actor"]["mean"] for r in tiny["runs"]]
             hours = max(r["wall_clock_seconds"] for r in tiny["runs"]) / 3600
-            earlier = f" (the same settings before the preset: {', '.join(f'{v:.0f}' for v in finals)} in {hours:.1f} h)"
+            earlier = f" (every start, another host: {', '.join(f'{v:.0f}' for v in finals)} in {hours:.1f} h)"
         rows.append(f"| Dreamer | {goal} | not measured yet{earlier} | open |")
     pixels = [r for name in ("dreamer_walker_pixels_tiny_r16", "dreamer_walker_pixels_tiny_r48")
               for r in (_load(name) or {"runs": []})["runs"]]
@@ -185,6 +185,15 @@ def _dreamer_goal_rows() -> list[str]:
         finals = ", ".join(f"{r['final_actor']['mean']:.0f}" for r in pixels)
         rows.append(f"| Dreamer | walker-walk from pixels at 100k env steps: IQM ≥ 550 over 5 seeds, ≤ 6 h a run | "
                     f"tiny model at replay ratios 16 and 48: {finals} | **not met** |")
+    breadth = (_load("dreamer_breadth") or {}).get("tasks", {})
+    goal = "one seed each: gym:Walker2d-v4 at 300k beside PPO at 1M; Sidewalk beside World Models at its wall-clock"
+    if breadth:
+        measured = "; ".join(f"{task} {row.get('success_rate', row['final_return']):.2f}" if "success_rate" in row
+                             else f"{task} {row['final_return']:.0f}" for task, row in breadth.items())
+        rows.append(f"| Dreamer, breadth | {goal} | {measured} (peers: [Dreamer](#dreamer)) | "
+                    f"{'measured' if len(breadth) == 2 else 'measuring'} |")
+    else:
+        rows.append(f"| Dreamer, breadth | {goal} | not measured yet (`python benchmarks/dreamer_breadth.py`) | open |")
     sheeprl = [_load(f"sheeprl_side_by_side_bf16_100k{suffix}") for suffix in ("", "_seed1", "_seed2")]
     sheeprl = [s for s in sheeprl if s]
     if sheeprl:

@@ -6,7 +6,8 @@
 
 Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; finished runs are skipped and
 killed ones resume. Protocol: the recipe's chosen controller in 100 real episodes (reset seeds
-10,000 + k), success = the box reached. Writes benchmarks/results/sidewalk_success[_pretrained].json.
+10,000 + k), success = the box reached; the wall-clock of each seed. Writes
+benchmarks/results/sidewalk_from_scratch.json (or sidewalk_pretrained.json).
 """
 
 import json
@@ -62,9 +63,10 @@ def report(config: Config) -> dict:
                "seeds": [seed for seed, _ in done],
                "per_seed": [e["real"]["success_rate"] for e in evaluations],
                "dream_return_per_seed": [e["dream"]["mean_return"] for e in evaluations],
-               "hours_per_seed": [round(json.loads((folder / "seconds.json").read_text())["seconds"] / 3600, 3)
-                                  for _, folder in done]}
-    return write_results("sidewalk_success_pretrained" if config.pretrained else "sidewalk_success", results, "Sidewalk")
+               "minutes_per_seed": [round(json.loads((folder / "seconds.json").read_text())["seconds"] / 60, 1)
+                                    for _, folder in done]}
+    results["hours_per_seed"] = [round(minutes / 60, 3) for minutes in results["minutes_per_seed"]]
+    return write_results("sidewalk_pretrained" if config.pretrained else "sidewalk_from_scratch", results, "Sidewalk")
 
 
 if __name__ == "__main__":
