@@ -77,6 +77,8 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     assert isinstance(from_pretrained(tmp_path / "checkpoints" / "world_model"), RSSM)
     agent = from_pretrained(tmp_path / "checkpoints" / "agent")
     assert isinstance(agent, DreamerAgent) and agent.env_spec == "dmc:walker-walk"
+    # loaded alone, it holds each action for 2 env steps as in training: 500 of its steps end dm-control's 1,000
+    assert agent.action_repeat == 2 and agent.evaluate(episodes=1, seed=5)["mean_length"] == 500
     torch.testing.assert_close(agent.actor_critic.state_dict(), torch.load(tmp_path / "state.pt")["learner"]["actor_critic"])
     with pytest.raises(ValueError, match="holds a run with other settings.*model_lr"):
         recipe_main("dreamer_dmc_walker.py", tmp_path, "--total_steps=2000", *TINY_DREAMER, "--model_lr=0.1")

@@ -59,7 +59,8 @@ def load_actor(path: Path) -> tuple[Any, str | None, dict]:
         path = _resolve(str(path))  # a shipped checkpoint's name, or the one clear line for a missing path
     config = _read_json(path / "config.json") if (path / "config.json").exists() else {}
     if config.get("format") == "worldkit-checkpoint":  # a checkpoint folder itself
-        return _actor_of(from_pretrained(path), path), None, {}
+        module = from_pretrained(path)  # a Dreamer agent holds its actions as long as in training
+        return _actor_of(module, path), None, {"action_repeat": getattr(module, "action_repeat", 1)}
     checkpoints = path / "checkpoints"
     selection = _read_json(path / "selection.json") if (path / "selection.json").exists() else {}
     if selection:  # World Models: the stage the run chose, acting as the run evaluated it

@@ -305,22 +305,24 @@ class DreamerAgent(nn.Module):
     Args:
         world_model: :func:`~worldkit.checkpoints.describe` of the world model (any registered class).
         actor_critic: the :class:`DreamerActorCritic`'s hparams.
+        action_repeat: env steps each of its actions is held for, as in training (dm-control: 2).
     """
 
-    def __init__(self, world_model: dict[str, Any], actor_critic: dict[str, Any]):
+    def __init__(self, world_model: dict[str, Any], actor_critic: dict[str, Any], action_repeat: int = 1):
         super().__init__()
         from worldkit.checkpoints import build
 
-        self.hparams = {"world_model": world_model, "actor_critic": actor_critic}
+        self.hparams = {"world_model": world_model, "actor_critic": actor_critic, "action_repeat": action_repeat}
         self.world_model = build(world_model)
         self.actor_critic = DreamerActorCritic(**actor_critic)
+        self.action_repeat = action_repeat
 
     @classmethod
-    def of(cls, world_model: WorldModel, actor_critic: DreamerActorCritic) -> "DreamerAgent":
+    def of(cls, world_model: WorldModel, actor_critic: DreamerActorCritic, action_repeat: int = 1) -> "DreamerAgent":
         """An agent holding copies of these two (their weights, on the CPU)."""
         from worldkit.checkpoints import describe
 
-        agent = cls(describe(world_model), dict(actor_critic.hparams))
+        agent = cls(describe(world_model), dict(actor_critic.hparams), action_repeat)
         agent.world_model.load_state_dict(world_model.state_dict())
         agent.actor_critic.load_state_dict(actor_critic.state_dict())
         agent.env_spec = getattr(world_model, "env_spec", None)
@@ -350,7 +352,8 @@ class DreamerAgent(nn.Module):
 
     def evaluate(self, env: "gym.Env | str | None" = None, episodes: int = 10, *, seed: int = 0,
                  deterministic: bool = True, on_episode: Any = None) -> dict[str, Any]:
-        """Real episodes in ``env`` (default: the env it was trained on); the result schema of
+        """Real episodes in ``env`` (default: the env it was trained on; an id is made as in training,
+        with the agent's action repeat and frame size); the result schema of
         :func:`~worldkit.data.driver.summarize`."""
         from worldkit.dream.driver import evaluate_in_real_env
 
@@ -358,5 +361,22 @@ class DreamerAgent(nn.Module):
             if self.env_spec is None:
                 raise ValueError("this agent does not record its env: pass env=")
             env = self.env_spec
-        return evaluate_in_real_env(self.world_model, lambda f: self.actor_critic.act(f, deterministic), env, episodes,
-                                    seed=seed, on_episode=on_episode)
+        owned = isinstance(env, str)
+        if owned:
+            env = self.make_env(env)
+        try:
+            return evaluate_in_real_env(self.world_model, lambda f: self.actor_critic.act(f, deterministic), env,
+                                        episodes, seed=seed, on_episode=on_episode)
+        finally:
+            if owned:
+                env.close()
+
+    def make_env(self, env_id: "str | None" = None, **kwargs: Any) -> gym.Env:
+        """The env ``env_id`` (default: the one it was trained on) as the agent saw it in training."""
+        from worldkit.envs import make_env, parse_spec
+
+        spec = parse_spec(env_id or self.env_spec)
+        shape = getattr(self.observation_space, "shape", None)
+        if spec.obs == "pixels" and shape is not None and len(shape) == 3:
+            kwargs.setdefault("size", tuple(shape[:2]))
+        return make_env(spec, action_repeat=self.action_repeat, **kwargs)

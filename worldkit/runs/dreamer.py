@@ -249,7 +249,7 @@ class OnlineDreamer:
                    else "hours",
                    "final_eval_return": rows[-1]["mean_return"] if rows else None,
                    "processes": len(checksums), "weight_checksums": checksums}
-        agent = DreamerAgent.of(self.model, self.learner.actor_critic)
+        agent = DreamerAgent.of(self.model, self.learner.actor_critic, self.config.action_repeat)
         for part, module in (("agent", agent), ("world_model", self.model)):
             self.logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=summary),
                                        f"{run_dir.name}-{part}".replace("_", "-"), summary)
