@@ -199,7 +199,7 @@ class OnlineDreamer:
 
     def _weight_checksums(self) -> list[float]:
         """One number per process summing its weights: equal when the processes trained as one."""
-        total = sum(float(p.double().sum()) for p in [*self.model.parameters(), *self.learner.actor_critic.parameters()])
+        total = sum(float(p.detach().double().sum()) for p in [*self.model.parameters(), *self.learner.actor_critic.parameters()])
         if self.fabric is None or self.fabric.world_size == 1:
             return [total]
         return self.fabric.all_gather(torch.tensor(total, dtype=torch.float64)).flatten().tolist()
