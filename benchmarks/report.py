@@ -398,6 +398,7 @@ def mbppo_controls() -> str:
 
 _UPDATE_TIMES = (("cpu_preset_state", "`--preset=cpu`: tiny, float32, compiled, 256 starts"),
                  ("cpu_preset_state_all_starts", "`--preset=cpu --dreamer.starts=528`: every start"),
+                 ("cpu_preset_pixels", "`--preset=cpu`: tiny, float32, compiled, 256 starts"),
                  ("cpu_bf16", "S, bfloat16"), ("cpu_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"),
                  ("cpu_tiny_r256_bf16_compiled_pixels", "tiny, bfloat16, compiled"), ("cuda_h100", "S, float32"),
                  ("cuda_h100_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"))
