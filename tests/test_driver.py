@@ -9,6 +9,7 @@ from worldkit.data.driver import Driver, drive, succeeded, summarize
 from worldkit.dream.driver import WorldModelPolicy, evaluate_in_real_env
 from worldkit.envs import make_vector_env
 from worldkit.models import DynamicsEnsemble
+from worldkit.models.rssm import RSSM
 
 
 def test_seeded_episodes_are_reproducible_and_whole():
@@ -94,3 +95,22 @@ def test_a_policy_may_act_in_numpy_as_stable_baselines3_predict_does():
     policy = WorldModelPolicy(model, numpy_controller)
     assert policy.act(np.zeros((1, 3), dtype=np.float32)).tolist() == [[2.0]]
     assert policy.last_action.tolist() == [[5.0]]  # the model observes what the controller chose
+
+
+def test_an_evaluation_through_a_sampling_world_model_repeats_and_leaves_the_callers_generator_alone():
+    """An RSSM samples its latent while it filters: the evaluation seeds that sampling, so the same
+    call gives the same episodes, and training that evaluates draws what it would have drawn."""
+    env = gym.make("Pendulum-v1")
+    model = RSSM(env.observation_space, env.action_space, size="tiny")
+
+    def controller(features: torch.Tensor) -> torch.Tensor:  # acts on the sampled latent
+        return torch.tanh(features[:, -8:].sum(-1, keepdim=True) - 1.0) * 2
+
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    first = evaluate_in_real_env(model, controller, env, 2, seed=0, max_steps=30)
+    assert torch.equal(torch.get_rng_state(), before)
+    again = evaluate_in_real_env(model, controller, env, 2, seed=0, max_steps=30)
+    other = evaluate_in_real_env(model, controller, env, 2, seed=1, max_steps=30)
+    env.close()
+    assert first["returns"] == again["returns"] and other["returns"] != first["returns"]

@@ -7,8 +7,9 @@ evaluation, collection (World Models' rounds, Dreamer's replay), videos and the 
 evaluator all use.
 """
 
+import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -132,6 +133,20 @@ class WorldModelPolicy:
             self.escape.forget(np.flatnonzero(done))
 
 
+@contextlib.contextmanager
+def seeded_torch(seed: int, module: Any) -> Iterator[None]:
+    """torch's generator (the CPU's, and the GPU's that ``module`` lives on) seeded with ``seed``
+    inside, and given back as it was after."""
+    parameter = next(iter(module.parameters()), None) if isinstance(module, torch.nn.Module) else None
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
 @torch.no_grad()
 def evaluate_in_real_env(world_model: WorldModel, act: Act, env: "gym.Env | str", episodes: int = 1, *,
                          seed: int = 0, max_steps: int | None = None, escape: LoopEscape | None = None,
@@ -152,6 +167,10 @@ def evaluate_in_real_env(world_model: WorldModel, act: Act, env: "gym.Env | str"
     Returns:
         :func:`~worldkit.data.driver.summarize`'s schema, with the per-episode ``escapes`` (actions
         replaced by ``escape``).
+
+    The world model's own sampling (a stochastic latent, as an RSSM filters) draws from torch's
+    generator seeded with ``seed``, forked from the caller's: the same call gives the same
+    episodes, and training that evaluates now and then draws the same numbers as without.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -173,8 +192,9 @@ def evaluate_in_real_env(world_model: WorldModel, act: Act, env: "gym.Env | str"
                 on_episode(episode)
 
         counted = 0 if escape is None else escape.escapes
-        rows = drive(env, WorldModelPolicy(world_model, act, escape), seeds=range(seed, seed + episodes),
-                     max_steps=max_steps, on_episode=count_escapes)
+        with seeded_torch(seed, world_model):
+            rows = drive(env, WorldModelPolicy(world_model, act, escape), seeds=range(seed, seed + episodes),
+                         max_steps=max_steps, on_episode=count_escapes)
     finally:
         if owned:
             env.close()
