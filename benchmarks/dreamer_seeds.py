@@ -6,8 +6,9 @@
 
 Reads each finished run's ``config.json``, ``evaluations.jsonl``, ``summary.json`` and
 ``final_eval.json``; ``--earlier`` adds runs whose folders are gone, from the results files they
-left (evaluations and ``final_actor_10_episodes``). Writes ``benchmarks/results/<name>.json`` and
-``docs/img/<name>.png`` (each seed's curve, and their mean), and prints one line per run.
+left (evaluations and ``final_actor_10_episodes``). Writes ``benchmarks/results/<name>.json``, whose
+curves ``python benchmarks/report.py`` draws (a new name needs its title there), and prints one
+line per run.
 """
 
 import argparse
@@ -18,7 +19,6 @@ import numpy as np
 from common import provenance
 
 from worldkit.files import read_jsonl
-from worldkit.plots import learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL_ACTOR_KEYS = ("returns", "mean", "standard_error")
@@ -52,7 +52,6 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--earlier", type=Path, nargs="*", default=[])
     parser.add_argument("--name", required=True)
-    parser.add_argument("--title", default="Dreamer on dm-control walker-walk")
     args = parser.parse_args()
     runs = [read_run(run) for run in args.runs] + [read_earlier(file) for file in args.earlier]
     seeds = [run["seed"] for run in runs]
@@ -67,10 +66,6 @@ def main() -> None:
         if len(finals) > 1 else None,
     }
     (ROOT / "benchmarks" / "results" / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    curves = {f"seed {run['seed']}": [([e["step"] for e in run["evaluations"]],
-                                       [e["mean_return"] for e in run["evaluations"]])] for run in runs}
-    curves["mean of seeds"] = [pair for runs_of_seed in curves.values() for pair in runs_of_seed]
-    learning_curves(curves, ROOT / "docs" / "img" / f"{args.name}.png", title=args.title)
     for run in runs:
         hours = "?" if run["wall_clock_seconds"] is None else f"{run['wall_clock_seconds'] / 3600:.2f} h"
         evaluations = ", ".join(f"{e['mean_return']:.0f}" for e in run["evaluations"])

@@ -17,7 +17,8 @@ takes Discrete actions only. The RSSM is in both.
     python benchmarks/open_loop_error.py --obs=pixels --train_steps=500   # pixels, ~25 min on one core
     python benchmarks/open_loop_error.py --train_steps=5000    # longer training, better models
 
-Writes benchmarks/results/open_loop_error{_pixels}.json and docs/img/open_loop_error{_pixels}.png.
+Writes benchmarks/results/open_loop_error{_pixels}.json; ``python benchmarks/report.py`` draws
+docs/img/open_loop_error{_pixels}.png from it.
 """
 
 import argparse
@@ -42,7 +43,6 @@ from worldkit.models.ensemble import TRANSITION_KEYS, DynamicsEnsemble
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.vae import ConvVAE
 from worldkit.models.vae_mdn import VAEMDNWorldModel
-from worldkit.plots import learning_curves
 
 HERE = Path(__file__).resolve().parent
 SETTINGS = {  # per kind of observation: the env, episodes collected, how many of the last are held out
@@ -167,11 +167,6 @@ def main() -> None:
                                               stride=args.stride)
     curves["nothing moves (baseline)"] = still
     suffix = "_pixels" if pixels else ""
-    steps = np.arange(1, args.horizon + 1)
-    learning_curves({name: [(steps, curve)] for name, curve in curves.items()},
-                    HERE.parent / "docs" / "img" / f"open_loop_error{suffix}.png",
-                    title=f"open-loop error on held-out {args.env} {args.obs} ({args.train_steps} training steps)",
-                    ylabel="squared error / variance, per dimension", xlabel="steps ahead")
     starts = sum(len(range(args.context, len(e["action"]) - args.horizon, args.stride)) for e in held_out)
     report = {**provenance(), "args": vars(args),
               "load_average_at_end": os.getloadavg(), "held_out_episodes_long_enough": len(held_out), "starts": starts, "training_seconds": seconds,

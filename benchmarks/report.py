@@ -637,7 +637,64 @@ def wm_ppo_profile() -> Path | None:
     return path
 
 
-FIGURES: tuple[Callable[[], "Path | None"], ...] = (wm_ppo_profile,)
+def open_loop_figures() -> list[Path]:
+    """Open-loop error against steps ahead, one curve per world model (states, and frames)."""
+    from worldkit.plots import learning_curves
+
+    drawn = []
+    for suffix in ("", "_pixels"):
+        results = _load(f"open_loop_error{suffix}")
+        if results is None:
+            continue
+        args = results["args"]
+        curves = {name: [(list(range(1, len(curve) + 1)), curve)] for name, curve in results["curves"].items()}
+        drawn.append(learning_curves(curves, ROOT / "docs" / "img" / f"open_loop_error{suffix}.png",
+                                     title=f"open-loop error on held-out {args['env']} {args.get('obs', 'state')} "
+                                           f"({args['train_steps']} training steps)",
+                                     ylabel="squared error / variance, per dimension", xlabel="steps ahead"))
+    return drawn
+
+
+_DREAMER_SEED_TITLES = {"dreamer_walker_state_tiny_r256": "Dreamer on walker-walk from state: tiny, ratio 256",
+                        "dreamer_walker_pixels_tiny_r16": "Dreamer on walker-walk from pixels: tiny, ratio 16",
+                        "dreamer_walker_pixels_tiny_r48": "Dreamer on walker-walk from pixels: tiny, ratio 48"}
+
+
+def dreamer_seed_figures() -> list[Path]:
+    """Each seed's evaluation curve and the mean over seeds, per Dreamer setting."""
+    from worldkit.plots import learning_curves
+
+    drawn = []
+    for name, title in _DREAMER_SEED_TITLES.items():
+        results = _load(name)
+        if results is None:
+            continue
+        curves = {f"seed {run['seed']}": [([e["step"] for e in run["evaluations"]],
+                                           [e["mean_return"] for e in run["evaluations"]])] for run in results["runs"]}
+        curves["mean of seeds"] = [pair for pairs in list(curves.values()) for pair in pairs]
+        drawn.append(learning_curves(curves, ROOT / "docs" / "img" / f"{name}.png", title=title))
+    return drawn
+
+
+def wm_ppo_default_curves() -> list[Path]:
+    """WM-assisted PPO's default against PPO per env: training return, mean and 95% band over seeds."""
+    from worldkit.plots import learning_curves
+
+    results = _load("wm_ppo_default_vs_ppo")
+    if results is None or "curves" not in results:
+        return []
+    drawn = []
+    for env in ENVS:
+        curves = {method: [tuple(curve) for curve in results["curves"][f"{env}/{method}"]]
+                  for method in ("ppo", "wm_ppo") if results["curves"].get(f"{env}/{method}")}
+        if curves:
+            drawn.append(learning_curves(curves, ROOT / "docs" / "img" / f"wm_ppo_default_vs_ppo_{env}.png",
+                                         title=f"{env}: training return (last 100 episodes), mean and 95% CI over seeds"))
+    return drawn
+
+
+FIGURES: tuple[Callable[[], "Path | list[Path] | None"], ...] = (wm_ppo_profile, open_loop_figures,
+                                                                 dreamer_seed_figures, wm_ppo_default_curves)
 
 
 # ---------------------------------------------------------------------------------------- pages
@@ -670,7 +727,8 @@ def main(argv: "list[str] | None" = None) -> int:
             print(f"rewrote {page.relative_to(ROOT)}")
     if not args.check:
         for figure in FIGURES:
-            if (path := figure()) is not None:
+            paths = figure()
+            for path in paths if isinstance(paths, list) else [paths] if paths is not None else []:
                 print(f"drew {path.relative_to(ROOT)}")
     if stale:
         print(f"out of date with benchmarks/results: {', '.join(map(str, stale))}; run python benchmarks/report.py",

@@ -7,8 +7,8 @@ Each (env, method, seed) is one ``recipes/wm_ppo_walker.py`` run with the recipe
 (``--preset=default``, PPO's preset chosen by env); finished runs are skipped and killed ones
 resume. Protocol: the training return over the last 100 episodes at 1M steps, and the mean of 5
 deterministic evaluation episodes (seeds 10,000 + seed) at 1M steps; IQM and mean with 95%
-stratified bootstrap CIs over seeds. Writes benchmarks/results/wm_ppo_default_vs_ppo.json and
-one learning-curve PNG per env.
+stratified bootstrap CIs over seeds. Writes benchmarks/results/wm_ppo_default_vs_ppo.json, with each
+seed's training curve, which ``python benchmarks/report.py`` draws.
 """
 
 import json
@@ -20,7 +20,6 @@ from wm_ppo_returns import _run_path, run_grid
 
 from worldkit.config import parse_config
 from worldkit.files import read_jsonl
-from worldkit.plots import learning_curves
 
 
 @dataclass
@@ -40,9 +39,8 @@ def report(config: Config) -> dict:
     results = {**provenance(), "total_steps": config.total_steps,
                "protocol": {"train": "mean return of the last 100 training episodes at the final step",
                             "eval": "mean of 5 deterministic episodes at the final step, seeds 10,000 + seed"},
-               "per_seed": {}, "eval_per_seed": {}, "seeds": {}, "hours_per_seed": {}, "stats": {}}
+               "per_seed": {}, "eval_per_seed": {}, "seeds": {}, "hours_per_seed": {}, "stats": {}, "curves": {}}
     for env in config.envs:
-        curves = {}
         for method in config.methods:
             key, finished = f"{env}/{method}", []
             for seed in config.seeds:
@@ -60,11 +58,7 @@ def report(config: Config) -> dict:
             results["hours_per_seed"][key] = [round(f[3] / 3600, 3) for f in finished]
             results["stats"][key] = {"train": interval_estimates({env: results["per_seed"][key]}),
                                      "eval": interval_estimates({env: results["eval_per_seed"][key]})}
-            curves[method] = [tuple(zip(*f[1])) for f in finished]
-        if curves:
-            picture = learning_curves(curves, ROOT / "benchmarks" / "results" / f"wm_ppo_default_vs_ppo_{env}.png",
-                                      title=f"{env}: training return (last 100 episodes), mean and 95% CI over seeds")
-            (ROOT / "docs" / "img" / picture.name).write_bytes(picture.read_bytes())  # shown in docs/benchmarks.md
+            results["curves"][key] = [_thinned(f[1]) for f in finished]  # benchmarks/report.py draws them
     out = ROOT / "benchmarks" / "results" / "wm_ppo_default_vs_ppo.json"
     out.write_text(json.dumps(results, indent=2))
     for key, stats in results["stats"].items():
@@ -73,6 +67,12 @@ def report(config: Config) -> dict:
               f"{train['iqm_ci'][1]:.0f}]  eval IQM {evaluation['iqm']:7.0f} [{evaluation['iqm_ci'][0]:.0f}, "
               f"{evaluation['iqm_ci'][1]:.0f}]")
     return results
+
+
+def _thinned(curve: list[tuple[int, float]], points: int = 250) -> list[list[float]]:
+    """A training curve as [steps, returns] at about ``points`` evenly spaced rows, the last kept."""
+    keep = sorted({round(i * (len(curve) - 1) / (points - 1)) for i in range(points)}) if len(curve) > points else range(len(curve))
+    return [[curve[i][0] for i in keep], [round(curve[i][1], 1) for i in keep]]
 
 
 def _grid(config: Config) -> GridConfig:
