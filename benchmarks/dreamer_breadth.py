@@ -59,7 +59,7 @@ def run_task(config: Config, task: str) -> Path:
         episodes = 10
     elif task == "sidewalk":
         run_recipe("dreamer", folder, "--env=miniworld:Sidewalk", "--preset=cpu", "--total_steps=10000000",
-                   f"--hours={sidewalk_hours()}", f"--seed={config.seed}")
+                   f"--hours={sidewalk_hours()}", "--eval_every=2000", f"--seed={config.seed}")
         episodes = 100
     else:
         raise SystemExit(f"unknown task {task!r}: walker2d or sidewalk")

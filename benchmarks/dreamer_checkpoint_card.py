@@ -6,7 +6,7 @@
 Copies the run's agent (its RSSM and actor-critic, saved together), plays it on 10 fresh episodes
 (reset seeds 30,000 and up: neither the run's evaluations nor the benchmark's final scoring used
 them) and writes the checkpoint with a model card, the run's learning curve and a filmstrip of
-the agent walking. ``tests/test_shipped_checkpoints.py`` plays it again on other episodes.
+the agent walking.
 """
 
 import json

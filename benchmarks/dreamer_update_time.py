@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--obs", nargs="+", default=["state", "pixels"])
     parser.add_argument("--name", default=None, help="results file stem after dreamer_update_time_")
     args, recipe_flags = parser.parse_known_args()
-    with_preset = any(flag.split("=")[0] == "--preset" for flag in recipe_flags)
+    with_preset = any(flag == "--preset" or flag.startswith("--preset=") for flag in recipe_flags)
     config = resolved((parse_dreamer_config if with_preset else parse_config)(Config, recipe_flags))
     torch.set_num_threads(config.torch_threads)
     args.device, args.precision = config.device, config.precision

@@ -153,7 +153,7 @@ def _world_models_goal_rows() -> list[str]:
                     f"{best[1]:,.0f} ({best[2]:,.0f} on two threads) | {'met' if best[1] >= 1e5 else '**not met**'} |")
     success, goal = _load("sidewalk_from_scratch"), ("≥ 80% success (100 real episodes) on each of 5 seeds, from "
                                                      "scratch, ≤ 45 min a seed")
-    if success:
+    if success and success["per_seed"]:
         rates, minutes = success["per_seed"], success["minutes_per_seed"]
         met = len(rates) >= 5 and min(rates) >= 0.8 and max(minutes) <= 45
         rows.append(f"| World Models, Sidewalk | {goal} | {', '.join(f'{r:.0%}' for r in rates)}, "
@@ -161,6 +161,16 @@ def _world_models_goal_rows() -> list[str]:
     else:
         rows.append(f"| World Models, Sidewalk | {goal} | not measured yet (`python benchmarks/sidewalk_success.py`) | open |")
     return rows
+
+
+def _breadth_cell(task: str, row: dict) -> str:
+    """Dreamer's number on a breadth task beside its peer's (IQM or mean over the peer's seeds)."""
+    peer = row["peer"]["per_seed"]
+    if "success_rate" in row:
+        theirs = f"World Models {statistics.mean(peer):.0%}" if peer else "World Models not measured yet"
+        return f"Sidewalk {row['success_rate']:.0%} in {row['hours']:.2f} h against {theirs}"
+    theirs = f"PPO at 1M {_iqm(peer):,.0f} (IQM, {len(peer)} seeds)" if peer else "PPO not measured yet"
+    return f"Walker2d-v4 {row['final_return']:,.0f} at {row['env_steps']:,} steps against {theirs}"
 
 
 def _dreamer_goal_rows() -> list[str]:
@@ -188,9 +198,7 @@ def _dreamer_goal_rows() -> list[str]:
     breadth = (_load("dreamer_breadth") or {}).get("tasks", {})
     goal = "one seed each: gym:Walker2d-v4 at 300k beside PPO at 1M; Sidewalk beside World Models at its wall-clock"
     if breadth:
-        measured = "; ".join(f"{task} {row.get('success_rate', row['final_return']):.2f}" if "success_rate" in row
-                             else f"{task} {row['final_return']:.0f}" for task, row in breadth.items())
-        rows.append(f"| Dreamer, breadth | {goal} | {measured} (peers: [Dreamer](#dreamer)) | "
+        rows.append(f"| Dreamer, breadth | {goal} | {'; '.join(_breadth_cell(t, r) for t, r in breadth.items())} | "
                     f"{'measured' if len(breadth) == 2 else 'measuring'} |")
     else:
         rows.append(f"| Dreamer, breadth | {goal} | not measured yet (`python benchmarks/dreamer_breadth.py`) | open |")
@@ -396,9 +404,9 @@ def mbppo_controls() -> str:
 
 # ----------------------------------------------------------------------------------------- Dreamer
 
-_UPDATE_TIMES = (("cpu_preset_state", "`--preset=cpu`: tiny, float32, compiled, 256 starts"),
+_UPDATE_TIMES = (("cpu_preset_state", "`--preset=cpu`: tiny, {precision}, compiled, 256 starts"),
                  ("cpu_preset_state_all_starts", "`--preset=cpu --dreamer.starts=528`: every start"),
-                 ("cpu_preset_pixels", "`--preset=cpu`: tiny, float32, compiled, 256 starts"),
+                 ("cpu_preset_pixels", "`--preset=cpu`: tiny, {precision}, compiled, 256 starts"),
                  ("cpu_bf16", "S, bfloat16"), ("cpu_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"),
                  ("cpu_tiny_r256_bf16_compiled_pixels", "tiny, bfloat16, compiled"), ("cuda_h100", "S, float32"),
                  ("cuda_h100_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"))
@@ -407,8 +415,8 @@ _UPDATE_TIMES = (("cpu_preset_state", "`--preset=cpu`: tiny, float32, compiled, 
 def _cpu_label(results: dict) -> str:
     """Which CPU timed it: bfloat16 runs at native speed only where the CPU has the instructions."""
     machine = results.get("machine") or {}
-    host = (f"{machine['cpu']}, {'native' if machine['native_bf16'] else 'emulated'} bfloat16" if "cpu" in machine
-            else "host not recorded")
+    host = (f"{machine['cpu'] or 'model not recorded'}, {'native' if machine['native_bf16'] else 'emulated'} bfloat16"
+            if "cpu" in machine else "host not recorded")
     return f"CPU ({host}), {results['cpus']} cores, {results['torch_threads']} thread"
 
 
@@ -420,6 +428,7 @@ def dreamer_update_time() -> str:
         if not results:
             continue
         device = results["gpu"] or _cpu_label(results)
+        model = model.format(precision={"bf16": "bfloat16", "32": "float32"}.get(results["precision"], results["precision"]))
         for obs, row in results["results"].items():
             hours = row.get("run_hours", row.get("default_run_hours"))
             lines.append(f"| {device} | {model} | {obs} | {row['seconds_per_update']:.3f} | {hours:.1f} |")

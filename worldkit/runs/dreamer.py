@@ -260,7 +260,7 @@ class OnlineDreamer:
             learning_curves({"Dreamer (real evaluation)": [curve]}, run_dir / "learning_curve.png",
                             title=f"Dreamer on {self.store.env_spec}")
             self.logger.log_image("learning_curve", run_dir / "learning_curve.png")
-        if open_loop_picture(self.model, self.store.episode(-1), run_dir / "open_loop.png"):
+        if len(self.store) and open_loop_picture(self.model, self.store.episode(-1), run_dir / "open_loop.png"):
             self.logger.log_image("open_loop", run_dir / "open_loop.png")
         write_json(run_dir / "summary.json", summary)
         return summary
@@ -289,8 +289,8 @@ class DreamerRunConfig(TrackingOptions):
     total_steps: int = 100_000
     """env steps (action repeats included), DreamerV3's 100k benchmark budget"""
     hours: float | None = None
-    """a wall-clock budget, counted over resumes: once spent, the run ends as it would at
-    total_steps (final evaluation, agent, pictures); None: no limit"""
+    """a wall-clock budget, counted over resumes (up to each one's last saved evaluation): once
+    spent, the run ends as it would at total_steps (final evaluation, agent, pictures); None: no limit"""
     action_repeat: int | None = None
     """env steps each action is held for (None: 2 on dm-control, as Dreamer does; 1 elsewhere)"""
     prefill: int = 5_000
