@@ -85,10 +85,13 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
 
 
 @pytest.mark.parametrize("env, flags, frames", [
-    # MuJoCo state, two envs collecting, rendered video; a budget of 10 s ends it long before its steps
-    ("gym:Hopper-v4", ["--envs=2", "--total_steps=10000000", "--hours=0.003"], True),
+    # MuJoCo state, two envs collecting, rendered video; a budget of 7 s ends it long before its steps
+    ("gym:Hopper-v4", ["--envs=2", "--total_steps=10000000", "--hours=0.002"], True),
     # a user's env, Dict observations: state and image
     ("WorldkitSeeingCorridor-v0", ["--env_module=user_envs", "--envs=2", "--total_steps=400"], True),
+    # dm-control from 64x64 frames: one episode of 1,000 env steps (250 frames: rendering is what costs)
+    ("dmc:walker-walk", ["--obs=pixels", "--total_steps=1000", "--action_repeat=4", "--train_ratio=2", "--video=False"],
+     False),
 ])  # MiniWorld pixels with Discrete actions: tests/test_cli.py; a user's env that cannot render: the test below
 def test_dreamer_runs_on_every_family_and_its_agent_acts(tmp_path, env, flags, frames):
     result = run_recipe("dreamer.py", tmp_path, f"--env={env}", "--preset=tiny", "--prefill=200",
@@ -97,9 +100,9 @@ def test_dreamer_runs_on_every_family_and_its_agent_acts(tmp_path, env, flags, f
     assert "updates of 4 x 16" in result.stdout  # the budget line, printed before the run
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["updates"] > 0 and np.isfinite(summary["final_eval_return"])
-    if "--hours=0.003" in flags:
-        assert "stops after 0.003 h" in result.stdout and summary["stopped_by"] == "hours"
-        assert 200 < summary["env_steps"] < 10_000_000 and 10.8 <= summary["wall_clock_seconds"] < 60
+    if "--hours=0.002" in flags:
+        assert "stops after 0.002 h" in result.stdout and summary["stopped_by"] == "hours"
+        assert 200 < summary["env_steps"] < 10_000_000 and 7.2 <= summary["wall_clock_seconds"] < 60
     else:
         assert summary["stopped_by"] == "steps" and summary["env_steps"] >= 400
     assert (tmp_path / "evaluation.mp4").exists() == frames
