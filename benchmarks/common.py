@@ -92,11 +92,14 @@ def write_results(name: str, results: dict, task: str) -> dict:
 
 
 def seed_by_seed(config, run_seed, report) -> None:
-    """Each of ``config.seeds`` in turn (finished ones are skipped by ``run_seed``), reporting after
-    each, so that a stopped benchmark has its finished seeds on record; with ``config.report_only``,
-    only the report."""
+    """Each of ``config.seeds`` (finished ones are skipped by ``run_seed``), ``config.jobs`` at once
+    where the config has it, reporting after each, so that a stopped benchmark has its finished
+    seeds on record; with ``config.report_only``, only the report."""
     if not config.report_only:
-        for seed in config.seeds:
-            run_seed(config, seed)
-            report(config)
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max(1, getattr(config, "jobs", 1))) as pool:  # each seed runs in its own process
+            for done in as_completed([pool.submit(run_seed, config, seed) for seed in config.seeds]):
+                done.result()
+                report(config)
     report(config)

@@ -3,7 +3,7 @@
     python benchmarks/dream_ppo_walker.py                      # run what is missing, then report
     python benchmarks/dream_ppo_walker.py --report_only=True   # report from the runs on disk
 
-Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; finished runs are skipped
+Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another (``--jobs=2``: two at once); finished runs are skipped
 and killed ones resume. Protocol: the final policy, deterministic, 10 real episodes (reset seeds
 10,000 + seed), after the recipe's 300k real steps; IQM and mean with 95% stratified bootstrap
 CIs over seeds. Writes benchmarks/results/dream_ppo_walker.json.
@@ -23,6 +23,8 @@ class Config:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     world_model: str = "ensemble"
     run_dir: str = "benchmarks/runs/dream_ppo_walker"
+    jobs: int = 1
+    """seeds at once (each one process on one core: 2 on a 2-core machine)"""
     report_only: bool = False
 
 

@@ -4,7 +4,8 @@
     python benchmarks/dreamer_walker_state_cpu.py --report_only=True   # report from the runs on disk
 
 Each seed is one ``recipes/dreamer.py --env=dmc:walker-walk --preset=cpu`` run in
-``<run_dir>/seed<k>``, one after another; finished runs are skipped and killed ones resume.
+``<run_dir>/seed<k>``, one after another (``--jobs=2``: two at once); finished runs are skipped and killed
+ones resume.
 Protocol: the final deterministic actor over 10 fresh episodes (reset seeds 20,000 and up), IQM
 and mean with 95% stratified bootstrap CIs over seeds; the wall-clock of each run. Writes
 benchmarks/results/dreamer_walker_state_cpu.json.
@@ -27,6 +28,8 @@ class Config:
     run_dir: str = "benchmarks/runs/dreamer_state_cpu"
     episodes: int = 10
     """fresh evaluation episodes of each final actor"""
+    jobs: int = 1
+    """seeds at once (each one process on one core: 2 on a 2-core machine)"""
     report_only: bool = False
 
 
