@@ -89,8 +89,8 @@ def test_dreamer_recipe_runs_resumes_and_writes_every_artifact(tmp_path):
     ("gym:Hopper-v4", ["--envs=2", "--total_steps=10000000", "--hours=0.002"], True),
     # a user's env, Dict observations: state and image
     ("WorldkitSeeingCorridor-v0", ["--env_module=user_envs", "--envs=2", "--total_steps=400"], True),
-    # dm-control from 64x64 frames: one episode of 1,000 env steps (250 frames: rendering is what costs)
-    ("dmc:walker-walk", ["--obs=pixels", "--total_steps=1000", "--action_repeat=4", "--train_ratio=2", "--video=False"],
+    # dm-control from 64x64 frames: one episode of 1,000 env steps (125 frames: rendering is what costs)
+    ("dmc:walker-walk", ["--obs=pixels", "--total_steps=1000", "--action_repeat=8", "--train_ratio=2", "--video=False"],
      False),
 ])  # MiniWorld pixels with Discrete actions: tests/test_cli.py; a user's env that cannot render: the test below
 def test_dreamer_runs_on_every_family_and_its_agent_acts(tmp_path, env, flags, frames):
