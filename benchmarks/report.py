@@ -454,7 +454,7 @@ def dreamer_returns() -> str:
     """walker-walk at 100k env steps, per seed: the final actor over 10 fresh episodes."""
     lines = ["| observations, settings | seed | return at 50k | at 100k | final actor, 10 episodes (mean ± s.e.) | hours |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    lines += _dreamer_seed_rows("dreamer_walker_state_tiny_r256", "state, tiny, ratio 256, compiled")
+    lines += _dreamer_seed_rows("dreamer_walker_state_tiny_r256", "state, tiny, ratio 256, compiled, every start")
     lines += _dreamer_seed_rows("dreamer_walker_pixels_tiny_r16", "pixels, tiny, ratio 16")
     lines += _dreamer_seed_rows("dreamer_walker_pixels_tiny_r48", "pixels, tiny, ratio 48")
     state = _load("dreamer_walker_state_cpu")
