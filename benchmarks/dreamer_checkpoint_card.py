@@ -55,11 +55,11 @@ def main(config: Config) -> dict:
     agent.env_spec = saved.env_spec
     agent.eval()
 
-    frames: list[np.ndarray] = []
-    env = FrameRecorder(agent.make_env(render_mode="rgb_array", size=(128, 128)), frames)
-    with env:
-        result = agent.evaluate(env, config.episodes, seed=EVAL_SEED)
+    result = agent.evaluate(episodes=config.episodes, seed=EVAL_SEED)
     returns = [float(r) for r in result["returns"]]
+    frames: list[np.ndarray] = []  # the first of those episodes again, rendered for the filmstrip
+    with FrameRecorder(agent.make_env(render_mode="rgb_array", size=(128, 128)), frames) as env:
+        agent.evaluate(env, 1, seed=EVAL_SEED)
     metrics = {"mean_return": round(float(np.mean(returns)), 1),
                "standard_error": round(float(np.std(returns, ddof=1) / np.sqrt(len(returns))), 1),
                "eval_episodes": config.episodes, "eval_seed": EVAL_SEED, "env_steps": summary["env_steps"],
@@ -99,8 +99,7 @@ or `worldkit eval {config.name} --video=walker.mp4` to watch it. It replaces `dm
     shown = run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run
     command = f"python benchmarks/dreamer_checkpoint_card.py --run={shown}"
     save_pretrained(agent, out, metrics=metrics, command=command, card=card)
-    first = frames[: int(result["lengths"][0])]
-    filmstrip(first[:: max(1, len(first) // 8)][:8], out / "filmstrip.png", title=f"{config.name}: a fresh episode")
+    filmstrip(frames[:: max(1, len(frames) // 8)][:8], out / "filmstrip.png", title=f"{config.name}: a fresh episode")
     shutil.copy(run / "learning_curve.png", out / "learning_curve.png")
     print(card)
     return metrics
