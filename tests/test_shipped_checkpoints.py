@@ -69,3 +69,16 @@ def test_dmc_walker_rssm_meets_its_card(tmp_path):
     assert ratio < 0.85, "imagination should beat 'nothing moves' 10 steps ahead"
     assert ratio == pytest.approx(card["open_loop_error_10"] / card["nothing_moves_error_10"], abs=0.25)
     assert (CHECKPOINTS / "dmc-walker-rssm" / "model.safetensors").stat().st_size < 20 * 2**20
+
+
+def test_dmc_walker_dreamer_walks_as_its_card_says():
+    """The shipped Dreamer agent, loaded by name, holds each action for 2 steps as in training and
+    walks on episodes its card never saw."""
+    from worldkit.checkpoints import from_pretrained
+
+    card = json.loads((CHECKPOINTS / "dmc-walker-dreamer" / "config.json").read_text())["metrics"]
+    agent = from_pretrained("dmc-walker-dreamer")
+    result = agent.evaluate(episodes=2, seed=40_000)  # not the card's seeds
+    assert agent.action_repeat == 2 and result["mean_length"] == 500
+    assert result["mean_return"] > 0.6 * card["mean_return"]
+    assert (CHECKPOINTS / "dmc-walker-dreamer" / "model.safetensors").stat().st_size < 5 * 2**20
