@@ -16,6 +16,7 @@ from worldkit.checkpoints import from_pretrained
 from worldkit.controllers.dreamer import DreamerAgent, DreamerConfig, DreamerLearner
 from worldkit.data import EpisodeStore
 from worldkit.models.rssm import RSSM
+from worldkit.runs.dream_ppo import DreamPPOConfig
 from worldkit.runs.dreamer import DreamerRunConfig, preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +157,8 @@ def test_dream_ppo_recipe_improves_in_rounds_resumes_and_reports_the_gap(tmp_pat
     with pytest.raises(ValueError, match="flat Box"):
         recipe_main("dream_ppo_walker.py", tmp_path / "pixels", "--env=miniworld:Sidewalk")
     assert not (tmp_path / "pixels").exists()
+    with pytest.raises(ValueError, match="penalty .* needs --world_model=ensemble"):
+        DreamPPOConfig(world_model="rssm", penalty=1.0)
 
 
 def test_dreamer_recipe_compiled_loops_make_the_same_updates():

@@ -22,7 +22,7 @@ from worldkit.dream.driver import evaluate_in_real_env
 from worldkit.dream.env import DreamEnv, real_start_states
 from worldkit.dream.open_loop import open_loop_error
 from worldkit.envs import make_env
-from worldkit.models import RSSM, LatentMLPWorldModel
+from worldkit.models import RSSM, DynamicsEnsemble, LatentMLPWorldModel
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.protocol import WorldModel, select_state
 from worldkit.models.vae import ConvVAE
@@ -148,6 +148,21 @@ def test_dream_env_is_batched_with_same_step_autoreset(world_models):
     assert any(ends.step(np.zeros((64, 6)))[2].any() for _ in range(20))
 
 
+def test_a_pessimistic_dream_pays_for_the_ensembles_uncertainty(walker_store):
+    torch.manual_seed(0)
+    ensemble = DynamicsEnsemble(walker_store.observation_space, walker_store.action_space, ensemble_size=3,
+                                hidden_sizes=(16,)).eval()
+    starts = real_start_states(ensemble, walker_store)
+    plain, pessimistic = (DreamEnv(ensemble, starts, 8, penalty=penalty) for penalty in (0.0, 2.0))
+    for dreams in (plain, pessimistic):
+        dreams.reset(seed=0)
+    actions = np.full((8, 6), 0.5, np.float32)
+    uncertainty = ensemble.uncertainty(plain._state, torch.as_tensor(actions))
+    assert (uncertainty > 0).all()  # untrained members disagree
+    reward = plain.step(actions)[1]
+    np.testing.assert_allclose(pessimistic.step(actions)[1], reward - 2.0 * uncertainty.numpy(), rtol=1e-5, atol=1e-6)
+
+
 class PointMass(torch.nn.Module):
     """A world model written in a test, as a user would plug one in: x' = x + 0.1 a, reward -|x'|.
     Controllers that learn should steer x to 0."""
@@ -271,6 +286,8 @@ def test_bad_input_gets_clear_errors(world_models):
         evaluate_in_real_env(rssm, lambda f: f, "dmc:walker-walk")
     with pytest.raises(ValueError, match="no reward or continue head"):
         DreamEnv(LatentMLPWorldModel(17, 6), (torch.zeros(3, 32),))
+    with pytest.raises(ValueError, match="penalty needs a world model that knows its uncertainty"):
+        DreamEnv(rssm, starts, penalty=1.0)
     with pytest.raises(ValueError, match="start_states is empty"):
         DreamEnv(rssm, tuple(field[:0] for field in starts))
     with pytest.raises(ValueError, match="built for 3 features"):

@@ -29,20 +29,29 @@ class DreamEnv(gym.vector.VectorEnv):
         temperature: the world model's sampling temperature.
         sample_ends: end dreams by sampling the continue probability; False never terminates
             them (the horizon alone ends them).
+        penalty: subtract ``penalty`` times the world model's uncertainty about each step from its
+            reward (MOPO's pessimism), so a learner gains nothing from steps the model only guesses.
+            Needs a world model with an ``uncertainty(state, action)`` method, such as an ensemble.
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
     def __init__(self, world_model: WorldModel, start_states: State, num_envs: int = 1, *, horizon: int = 200,
-                 temperature: float = 1.0, sample_ends: bool = True):
+                 temperature: float = 1.0, sample_ends: bool = True, penalty: float = 0.0):
         if num_envs < 1 or horizon < 1:
             raise ValueError(f"num_envs and horizon must be at least 1, got {num_envs} and {horizon}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if penalty < 0:
+            raise ValueError(f"penalty must be >= 0, got {penalty}")
+        if penalty and not hasattr(world_model, "uncertainty"):
+            raise ValueError(f"penalty needs a world model that knows its uncertainty (a dynamics ensemble); "
+                             f"{type(world_model).__name__} does not: leave penalty at 0")
         if not len(start_states[0]):
             raise ValueError("start_states is empty: filter some real observations first (real_start_states)")
         self.world_model, self.pool = world_model, start_states
         self.num_envs, self.horizon, self.temperature, self.sample_ends = num_envs, horizon, temperature, sample_ends
+        self.penalty = penalty
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (world_model.feature_dim,), np.float32)
         self.single_action_space = world_model.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -71,8 +80,11 @@ class DreamEnv(gym.vector.VectorEnv):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         if self._state is None:
             raise RuntimeError("call reset() before step()")
-        state, reward, continues = self.world_model.imagine(self._state, self._actions(actions),
+        actions = self._actions(actions)
+        state, reward, continues = self.world_model.imagine(self._state, actions,
                                                             temperature=self.temperature, generator=self._generator)
+        if self.penalty:
+            reward = reward - self.penalty * self.world_model.uncertainty(self._state, actions)
         self._steps += 1
         obs = self._observe(state)
         continues = continues.float().cpu().numpy()
@@ -98,7 +110,7 @@ class DreamEnv(gym.vector.VectorEnv):
     def single_env(self) -> "SingleDreamEnv":
         """A one-dream ``gymnasium.Env`` over the same world model and start states."""
         return SingleDreamEnv(self.world_model, self.pool, horizon=self.horizon, temperature=self.temperature,
-                              sample_ends=self.sample_ends)
+                              sample_ends=self.sample_ends, penalty=self.penalty)
 
     def _draw(self, n: int) -> State:
         index = torch.as_tensor(self._rng.integers(len(self.pool[0]), size=n), device=self.device)

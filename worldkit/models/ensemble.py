@@ -185,6 +185,11 @@ class DynamicsEnsemble(L.LightningModule):
         prediction, _ = self(obs, action)
         return prediction.var(0, unbiased=False).mean(-1)
 
+    def uncertainty(self, state: EnsembleState, action: Tensor) -> Tensor:
+        """Per sample (B,): the members' standard deviation about a step, in normalised units (the
+        square root of :meth:`disagreement`); what a pessimistic dream subtracts from its reward."""
+        return self.disagreement(state.obs, action).sqrt()
+
     @torch.no_grad()
     def prediction_error(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor) -> Tensor:
         """Per sample (B,): squared error of the members' mean normalised prediction of [delta, reward]."""

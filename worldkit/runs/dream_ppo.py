@@ -64,6 +64,10 @@ class DreamPPOConfig(TrackingOptions):
     horizon: int = 100
     """dreamed steps before a dream is truncated (PPO bootstraps from it)"""
     temperature: float = 1.0
+    penalty: float = 0.0
+    """PPO's dreamed reward minus penalty x the ensemble members' spread about the step (MOPO's
+    pessimism, in reward units per normalised standard deviation): the policy gains nothing from
+    steps the members disagree on, where the dream is a guess. Ensemble only"""
     start_episodes: int = 200
     """the latest real episodes whose states dreams start from"""
     eval_episodes: int = 10
@@ -81,6 +85,9 @@ class DreamPPOConfig(TrackingOptions):
                      "horizon", "start_episodes", "eval_episodes", "sequence_length", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.penalty < 0 or (self.penalty and self.world_model != "ensemble"):
+            raise ValueError(f"penalty must be >= 0 and needs --world_model=ensemble, got {self.penalty} with "
+                             f"{self.world_model}")
         if self.steps_per_round < 0:
             raise ValueError(f"steps_per_round must be >= 0, got {self.steps_per_round}")
 
@@ -141,8 +148,9 @@ def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
         ppo_state = ppo.state_dict()
         (run_dir / "ppo_round.pt").unlink(missing_ok=True)
         # 4. the policy, scored in the real env and in the dream over the same horizon
-        act = lambda features, agent=ppo.agent: agent.act(features, deterministic=True)  # noqa: E731
-        row = _evaluate(config, spec, model, ppo.agent, act, starts, round_index, store, model_loss)
+        act = lambda features, agent=ppo.agent: agent.act(features, deterministic=True)
+        row = _evaluate(config, spec, model, ppo.agent, act, real_start_states(model, episodes, steps_per_episode=0),
+                        round_index, store, model_loss)
         row["seconds"] = round(seconds + time.perf_counter() - sitting, 1)
         evaluations.append(row)
         logger.log({f"eval/{k}": v for k, v in row.items() if k not in ("step", "round")}, step=row["real_steps"])
@@ -222,7 +230,8 @@ def _dream_ppo(config: DreamPPOConfig, model, starts, round_index: int, ppo_stat
                logger: RunLogger) -> PPO:
     """PPO continued for ``dream_steps`` more dreamed steps, saved after every update (a killed round
     resumes its PPO where it stopped)."""
-    dreams = DreamEnv(model, starts, config.ppo.num_envs, horizon=config.horizon, temperature=config.temperature)
+    dreams = DreamEnv(model, starts, config.ppo.num_envs, horizon=config.horizon, temperature=config.temperature,
+                      penalty=config.penalty)
     ppo = PPO(dataclasses.replace(config.ppo, total_steps=(round_index + 1) * config.dream_steps, seed=config.seed), dreams)
     round_file = run_dir / "ppo_round.pt"
     if round_file.exists():
@@ -238,12 +247,14 @@ def _dream_ppo(config: DreamPPOConfig, model, starts, round_index: int, ppo_stat
     return ppo
 
 
-def _evaluate(config: DreamPPOConfig, spec, model, agent, act, starts, round_index: int, store: EpisodeStore,
+def _evaluate(config: DreamPPOConfig, spec, model, agent, act, first_states, round_index: int, store: EpisodeStore,
               model_loss: float) -> dict[str, Any]:
+    """The policy in the real env (whole episodes, and their first ``horizon`` steps) and in the dream
+    over ``horizon`` steps from real first states, so the dream-to-real gap compares like with like."""
     seed = 10_000 + config.seed
     whole = evaluate_in_real_env(model, act, str(spec), config.eval_episodes, seed=seed)
     at_horizon = evaluate_in_real_env(model, act, str(spec), config.eval_episodes, seed=seed, max_steps=config.horizon)
-    in_dream = evaluate(agent, DreamEnv(model, starts, 1, horizon=config.horizon, temperature=config.temperature),
+    in_dream = evaluate(agent, DreamEnv(model, first_states, 1, horizon=config.horizon, temperature=config.temperature),
                         config.eval_episodes, seed=seed)
     return {"step": store.num_steps, "round": round_index + 1, "real_steps": store.num_steps, "dream_steps": (round_index + 1) * config.dream_steps,
             "real_return": whole["mean_return"], "real_std": whole["std_return"], "real_length": whole["mean_length"],
