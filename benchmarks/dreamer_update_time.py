@@ -71,7 +71,7 @@ def main() -> None:
     for kind in args.obs:
         model = RSSM(OBSERVATIONS[kind], gym.spaces.Box(-1, 1, (6,)), size=config.size, latent=config.latent,
                      deter=config.deter, stoch=config.stoch, classes=config.classes, hidden=config.hidden,
-                     lr=config.model_lr).to(args.device)
+                     lr=config.model_lr, decode_fraction=config.decode_fraction).to(args.device)
         learner, optimizer = DreamerLearner(model, config.dreamer), model.configure_optimizers()
         if config.compile:
             compile_loops(model, learner)

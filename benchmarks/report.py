@@ -406,7 +406,8 @@ def mbppo_controls() -> str:
 
 _UPDATE_TIMES = (("cpu_preset_state", "`--preset=cpu`: tiny, {precision}, compiled, 256 starts"),
                  ("cpu_preset_state_all_starts", "`--preset=cpu --dreamer.starts=528`: every start"),
-                 ("cpu_preset_pixels", "`--preset=cpu`: tiny, {precision}, compiled, 256 starts"),
+                 ("cpu_preset_pixels_decode_all", "`--preset=cpu`: tiny, {precision}, compiled, 256 starts"),
+                 ("cpu_preset_pixels_decode_quarter", "`--preset=cpu --decode_fraction=0.25`: a quarter of the frames decoded"),
                  ("cpu_bf16", "S, bfloat16"), ("cpu_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"),
                  ("cpu_tiny_r256_bf16_compiled_pixels", "tiny, bfloat16, compiled"), ("cuda_h100", "S, float32"),
                  ("cuda_h100_tiny_r256_bf16_compiled", "tiny, bfloat16, compiled"))
@@ -523,6 +524,15 @@ def dream_ppo() -> str:
                    results["dream_to_real_gap_per_seed"], results["hours_per_seed"]):
         lines.append("| {} | {:,.0f} | {:,} | {:,.0f} | {:.2f} |".format(*row))
     lines.append(f"| IQM [95% CI] | {_summary(results['per_seed'])} | | | |")
+    grid = _load("wm_ppo_default_vs_ppo")
+    ppo = (grid or {}).get("eval_curves", {}).get("Walker2d-v4/ppo")
+    if ppo:  # model-free PPO's deterministic evaluation nearest the same real steps, seed by seed
+        steps = round(sum(results["real_steps_per_seed"]) / len(results["real_steps_per_seed"]))
+        nearest = [min(zip(*curve), key=lambda row: abs(row[0] - steps)) for curve in ppo]
+        values = [value for _, value in nearest]
+        lines += ["", (f"Beside it, our model-free PPO (`{grid['command']}`) at {nearest[0][0]:,} real steps, "
+                       f"deterministic, 5 episodes, {len(values)} seeds: {', '.join(f'{v:,.0f}' for v in values)}; "
+                       f"IQM {_summary(values)}.")]
     return "\n".join(lines)
 
 

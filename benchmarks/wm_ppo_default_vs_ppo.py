@@ -39,7 +39,8 @@ def report(config: Config) -> dict:
     results = {**provenance(), "total_steps": config.total_steps,
                "protocol": {"train": "mean return of the last 100 training episodes at the final step",
                             "eval": "mean of 5 deterministic episodes at the final step, seeds 10,000 + seed"},
-               "per_seed": {}, "eval_per_seed": {}, "seeds": {}, "hours_per_seed": {}, "stats": {}, "curves": {}}
+               "per_seed": {}, "eval_per_seed": {}, "seeds": {}, "hours_per_seed": {}, "stats": {}, "curves": {},
+               "eval_curves": {}}
     for env in config.envs:
         for method in config.methods:
             key, finished = f"{env}/{method}", []
@@ -49,7 +50,9 @@ def report(config: Config) -> dict:
                     rows = read_jsonl(path / "metrics.jsonl")
                     train = [(r["step"], r["episodic_return"]) for r in rows if "episodic_return" in r]
                     seconds = sum(r.get("rollout_time", 0.0) + r.get("update_time", 0.0) for r in rows)
-                    finished.append((seed, train, read_jsonl(path / "evaluations.jsonl")[-1]["mean_return"], seconds))
+                    evaluations = read_jsonl(path / "evaluations.jsonl")
+                    finished.append((seed, train, evaluations[-1]["mean_return"], seconds,
+                                     [[r["step"] for r in evaluations], [round(r["mean_return"], 1) for r in evaluations]]))
             if not finished:
                 continue
             results["seeds"][key] = [f[0] for f in finished]
@@ -59,6 +62,7 @@ def report(config: Config) -> dict:
             results["stats"][key] = {"train": interval_estimates({env: results["per_seed"][key]}),
                                      "eval": interval_estimates({env: results["eval_per_seed"][key]})}
             results["curves"][key] = [_thinned(f[1]) for f in finished]  # benchmarks/report.py draws them
+            results["eval_curves"][key] = [f[4] for f in finished]  # [steps, deterministic returns] of each seed
     out = ROOT / "benchmarks" / "results" / "wm_ppo_default_vs_ppo.json"
     out.write_text(json.dumps(results, indent=2))
     for key, stats in results["stats"].items():

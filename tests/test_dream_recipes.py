@@ -129,6 +129,8 @@ def test_dreamer_recipe_refuses_bad_input_before_work(tmp_path):
         load_recipe("dreamer_dmc_walker.py").Config(size="huge", run_dir=str(tmp_path))
     with pytest.raises(ValueError, match="deter must be at least 1"):
         load_recipe("dreamer_dmc_walker.py").Config(deter=0, run_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"decode_fraction must be in \(0, 1\]"):
+        DreamerRunConfig(decode_fraction=1.5, run_dir=str(tmp_path))
     assert not any(tmp_path.iterdir())
 
 

@@ -98,13 +98,20 @@ def test_checkpoint_round_trips_bit_exactly(tmp_path, walker_store):
     assert torch.equal(*outputs)
 
 
+FRAMES = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+
+
+def frame_batch() -> dict[str, torch.Tensor]:
+    """Two sequences of 5 random 64x64 frames and 4 Discrete(3) actions."""
+    return {"obs": torch.randint(0, 256, (2, 5, 64, 64, 3), dtype=torch.uint8),
+            "action": torch.randint(0, 3, (2, 4)), "reward": torch.rand(2, 4),
+            "terminated": torch.zeros(2, 4, dtype=torch.bool), "mask": torch.ones(2, 4, dtype=torch.bool)}
+
+
 def test_pixel_rssm_trains_and_decodes_frames():
     torch.manual_seed(0)
-    frames = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
-    model = RSSM(frames, gym.spaces.Discrete(3), size="tiny")
-    batch = {"obs": torch.randint(0, 256, (2, 5, 64, 64, 3), dtype=torch.uint8),
-             "action": torch.randint(0, 3, (2, 4)), "reward": torch.rand(2, 4),
-             "terminated": torch.zeros(2, 4, dtype=torch.bool), "mask": torch.ones(2, 4, dtype=torch.bool)}
+    model = RSSM(FRAMES, gym.spaces.Discrete(3), size="tiny")
+    batch = frame_batch()
     optimizer = model.configure_optimizers()
     losses = []
     for _ in range(3):
@@ -117,6 +124,19 @@ def test_pixel_rssm_trains_and_decodes_frames():
     state, _, _ = model.imagine(model.observe(model.initial_state(2), None, batch["obs"][:, 0]), torch.tensor([0, 2]))
     pictures = model.decode(state)
     assert pictures.shape == (2, 64, 64, 3) and 0 <= pictures.min() and pictures.max() <= 1
+
+
+def test_the_decoder_reconstructs_only_the_share_of_steps_it_is_given():
+    torch.manual_seed(0)
+    model = RSSM(FRAMES, gym.spaces.Discrete(3), size="tiny", decode_fraction=0.4)
+    decoded_steps = []
+    model.decoder.register_forward_hook(lambda module, args, out: decoded_steps.append(tuple(args[0].shape[:2])))
+    losses = model.losses(frame_batch())
+    assert decoded_steps == [(2, 2)]  # 40% of 5 steps, in both sequences
+    losses["loss"].backward()
+    assert torch.isfinite(losses["recon"]) and model.decoder.linear.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"decode_fraction must be in \(0, 1\]"):
+        RSSM(FRAMES, gym.spaces.Discrete(3), size="tiny", decode_fraction=0.0)
 
 
 def test_bad_input_gets_clear_errors():

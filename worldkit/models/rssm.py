@@ -79,6 +79,9 @@ class RSSM(L.LightningModule):
         reward_head: ``"twohot"`` (symlog two-hot, V3) or ``"mse"``.
         lr: Adam's learning rate.
         grad_clip: the gradient norm clip.
+        decode_fraction: share of each sequence's steps (drawn anew each update) that the decoder
+            reconstructs; the rest still train the dynamics, reward and continue heads. Below 1 it
+            cuts the largest cost of a pixel update, the decoder's transposed convolutions.
     """
 
     def __init__(self, observation_space: gym.Space | dict, action_space: gym.Space | dict, size: str = "S",
@@ -86,17 +89,20 @@ class RSSM(L.LightningModule):
                  classes: int | None = None, hidden: int | None = None, layers: int | None = None,
                  cnn_depth: int | None = None, unimix: float = 0.01, free_nats: float | None = None,
                  dyn_scale: float | None = None, rep_scale: float | None = None, reward_head: str | None = None,
-                 lr: float = 1e-4, grad_clip: float = 1000.0):
+                 lr: float = 1e-4, grad_clip: float = 1000.0, decode_fraction: float = 1.0):
         super().__init__()
         if size not in PRESETS:
             raise ValueError(f"size must be one of {sorted(PRESETS)}, not {size!r}")
+        if not 0 < decode_fraction <= 1:
+            raise ValueError(f"decode_fraction must be in (0, 1], got {decode_fraction}")
         given = {"latent": latent, "deter": deter, "stoch": stoch, "classes": classes, "hidden": hidden,
                  "layers": layers, "cnn_depth": cnn_depth, "free_nats": free_nats, "dyn_scale": dyn_scale,
                  "rep_scale": rep_scale, "reward_head": reward_head}
         obs_dict = observation_space if isinstance(observation_space, dict) else space_to_dict(observation_space)
         act_dict = action_space if isinstance(action_space, dict) else space_to_dict(action_space)
         self.save_hyperparameters({"observation_space": obs_dict, "action_space": act_dict, "size": size, **given,
-                                   "unimix": unimix, "lr": lr, "grad_clip": grad_clip})
+                                   "unimix": unimix, "lr": lr, "grad_clip": grad_clip,
+                                   "decode_fraction": decode_fraction})
         self.cfg = {**DEFAULTS, **PRESETS[size], **{k: v for k, v in given.items() if v is not None}}
         cfg = self.cfg
         if cfg["latent"] not in ("categorical", "gaussian"):
@@ -284,7 +290,13 @@ class RSSM(L.LightningModule):
 
         lead = _lead(obs, 2)
         target = obs_map(lambda x: x.unflatten(0, lead), self._prepare(obs_map(lambda x: x.flatten(0, 1), obs)))
-        decoded = self.decoder(features)
+        decoded_features, recon_mask = features, obs_mask
+        steps = features.shape[1]
+        if self.hparams.decode_fraction < 1 and steps > 1:  # reconstruct a random share of the steps
+            keep = torch.randperm(steps, device=features.device)[: max(1, round(self.hparams.decode_fraction * steps))]
+            decoded_features, recon_mask = features[:, keep], obs_mask[:, keep]
+            target = obs_map(lambda x: x[:, keep], target)
+        decoded = self.decoder(decoded_features)
         if isinstance(decoded, dict):  # one squared error per part of a Dict observation, summed
             recon = sum((decoded[k].float() - target[k]).square().flatten(2).sum(-1) for k in decoded)
         else:
@@ -300,7 +312,7 @@ class RSSM(L.LightningModule):
             return (x * m).sum() / m.sum()
 
         # The two KL terms have one value (they differ only in where their gradients go): log it once.
-        terms = {"recon": mean(recon, obs_mask), "kl": mean(dyn, obs_mask), "reward": mean(reward, mask),
+        terms = {"recon": mean(recon, recon_mask), "kl": mean(dyn, obs_mask), "reward": mean(reward, mask),
                  "continue": mean(cont, mask)}
         terms["loss"] = (terms["recon"] + terms["reward"] + terms["continue"]
                          + mean(self.cfg["dyn_scale"] * dyn + self.cfg["rep_scale"] * rep, obs_mask))

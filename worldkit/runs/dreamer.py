@@ -312,6 +312,9 @@ class DreamerRunConfig(TrackingOptions):
     """the RSSM's MLP units (None: the preset's)"""
     latent: Literal["categorical", "gaussian"] = "categorical"
     model_lr: float = 1e-4
+    decode_fraction: float = 1.0
+    """share of each replayed sequence's steps the decoder reconstructs (drawn anew each update); below
+    1 it cuts the largest cost of a pixel update"""
     eval_every: int = 10_000
     """env steps between real evaluations (and saved states)"""
     eval_episodes: int = 1
@@ -350,6 +353,8 @@ class DreamerRunConfig(TrackingOptions):
             raise ValueError(f"train_ratio must be > 0, got {self.train_ratio}")
         if self.hours is not None and self.hours <= 0:
             raise ValueError(f"hours must be > 0 (or None for no limit), got {self.hours}")
+        if not 0 < self.decode_fraction <= 1:
+            raise ValueError(f"decode_fraction must be in (0, 1], got {self.decode_fraction}")
 
 
 DREAMER_PRESETS: dict[str, dict[str, Any]] = {
@@ -469,7 +474,7 @@ def run_dreamer(config: DreamerRunConfig) -> dict:
     store = EpisodeStore.create(replay, str(spec), eval_env.observation_space, eval_env.action_space)
     model = RSSM(eval_env.observation_space, eval_env.action_space, size=config.size, latent=config.latent,
                  deter=config.deter, stoch=config.stoch, classes=config.classes, hidden=config.hidden,
-                 lr=config.model_lr)
+                 lr=config.model_lr, decode_fraction=config.decode_fraction)
     model.env_spec = str(spec)
     model.to(run_config.device)
     learner = DreamerLearner(model, config.dreamer)
