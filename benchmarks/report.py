@@ -277,11 +277,13 @@ def wm_ppo_ablations() -> str:
     results = _load("wm_ppo_ablations")
     if results is None:
         return "Not measured yet: `python benchmarks/wm_ppo_ablations.py`."
-    lines = [f"{_source(results, 'wm_ppo_ablations')}.", "",
+    protocol = results.get("protocol")
+    lines = [f"{_source(results, 'wm_ppo_ablations')}."
+             + (f" Protocol: {protocol['train']}; evaluation: {protocol['eval']}." if protocol else ""), "",
              "| variant | seeds | training return: IQM [95% CI] | evaluation: IQM [95% CI] |", "| --- | ---: | ---: | ---: |"]
     for variant, run in results.items():
-        if isinstance(run, dict) and "final_train" in run:
-            label = variant.replace("(default)", "(the draft's)")  # the JSON calls the draft's settings the default
+        if isinstance(run, dict) and run.get("final_train"):
+            label = variant.replace("(default)", "(the draft's)")  # older files call the draft's settings the default
             lines.append(f"| {label} | {len(run['final_train'])} | {_summary(run['final_train'])} | "
                          f"{_summary(run['final_eval'])} |")
     return "\n".join(lines)
@@ -712,8 +714,25 @@ def wm_ppo_default_curves() -> list[Path]:
     return drawn
 
 
+def wm_ppo_ablation_curves() -> list[Path]:
+    """The draft's ablations: training return of each variant, mean and 95% band over seeds."""
+    from worldkit.plots import learning_curves
+
+    results = _load("wm_ppo_ablations")
+    if results is None or "figures" not in results:
+        return []
+    drawn = []
+    for name, labels in results["figures"].items():
+        curves = {label: [tuple(curve) for curve in results[label]["curves"]] for label in labels if results[label]["curves"]}
+        if curves:
+            drawn.append(learning_curves(curves, ROOT / "docs" / "img" / f"wm_ppo_ablation_{name}.png",
+                                         title=f"{results['env']}: WM-PPO {name} ablation, training return (last 100 episodes)"))
+    return drawn
+
+
 FIGURES: tuple[Callable[[], "Path | list[Path] | None"], ...] = (wm_ppo_profile, open_loop_figures,
-                                                                 dreamer_seed_figures, wm_ppo_default_curves)
+                                                                 dreamer_seed_figures, wm_ppo_default_curves,
+                                                                 wm_ppo_ablation_curves)
 
 
 # ---------------------------------------------------------------------------------------- pages

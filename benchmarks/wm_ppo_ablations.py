@@ -1,73 +1,103 @@
-"""Seed 000's ablations of world-model-assisted PPO on Walker2d-v4: latent size z (its Fig. 4) and
-intrinsic-reward weight alpha (its Fig. 5), from finished `recipes/wm_ppo_walker.py` runs.
+"""The paper draft's ablations of world-model-assisted PPO on Walker2d-v4 (its Figs. 4 and 5): the
+latent size z and the intrinsic-reward weight alpha, each varied from the draft's settings
+(``--preset=paper``: z = 32, alpha = 0.01, the world model's gradients clipped with the policy's).
 
-    python benchmarks/wm_ppo_returns.py --envs Walker2d-v4 --methods wm_ppo --seeds 1 \\
-        --run_dir=benchmarks/runs/wm_ppo_latent16 --extra=--latent_dim=16      # and so on per variant
-    python benchmarks/wm_ppo_ablations.py                                      # the report
+    python benchmarks/wm_ppo_ablations.py --jobs=2             # run what is missing, then report
+    python benchmarks/wm_ppo_ablations.py --report_only=True   # report from the runs on disk
 
-The default variant (z = 32, alpha = 0.01) and plain PPO come from the main grid
-(benchmarks/runs/wm_ppo); each other variant has its own folder. Writes
-benchmarks/results/wm_ppo_ablations.json, one learning-curve PNG per ablation (also into
-docs/img), and prints the markdown table that docs/benchmarks.md carries.
+Each (variant, seed) is one ``recipes/wm_ppo_walker.py`` run of 1M steps in ``<run_dir>/<variant>/``;
+finished runs are skipped and killed ones resume. PPO is the same seeds of
+``benchmarks/wm_ppo_default_vs_ppo.py``'s grid. Protocol: the training return over the last 100
+episodes at 1M steps, and the mean of 5 deterministic evaluation episodes (seeds 10,000 + seed) at
+1M steps; IQM and mean with 95% stratified bootstrap CIs over seeds. Writes
+benchmarks/results/wm_ppo_ablations.json with each seed's thinned training curve, which
+``python benchmarks/report.py`` draws.
 """
 
 import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from common import provenance
+from common import ROOT, provenance
+from wm_ppo_default_vs_ppo import _thinned
 
+from worldkit.config import parse_config
 from worldkit.files import read_jsonl
-from worldkit.plots import learning_curves
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "benchmarks" / "runs"
 ENV = "Walker2d-v4"
-VARIANTS = {  # label -> (run folder, method)
-    "PPO": ("wm_ppo", "ppo"),
-    "WM-PPO z=16": ("wm_ppo_latent16", "wm_ppo"),
-    "WM-PPO z=32 (default)": ("wm_ppo", "wm_ppo"),
-    "WM-PPO z=64": ("wm_ppo_latent64", "wm_ppo"),
-    "WM-PPO alpha=0": ("wm_ppo_alpha0", "wm_ppo"),
-    "WM-PPO alpha=0.01 (default)": ("wm_ppo", "wm_ppo"),
-    "WM-PPO alpha=0.05": ("wm_ppo_alpha005", "wm_ppo"),
+VARIANTS = {  # folder -> (label, the recipe's flags beside --preset=paper)
+    "z16": ("WM-PPO z=16", ("--latent_dim=16",)),
+    "draft": ("WM-PPO z=32, alpha=0.01 (the draft's)", ()),
+    "z64": ("WM-PPO z=64", ("--latent_dim=64",)),
+    "alpha0": ("WM-PPO alpha=0", ("--alpha=0",)),
+    "alpha005": ("WM-PPO alpha=0.05", ("--alpha=0.05",)),
 }
-FIGURES = {"latent": ["PPO", "WM-PPO z=16", "WM-PPO z=32 (default)", "WM-PPO z=64"],
-           "alpha": ["PPO", "WM-PPO alpha=0", "WM-PPO alpha=0.01 (default)", "WM-PPO alpha=0.05"]}
+FIGURES = {"latent": ["PPO", "WM-PPO z=16", "WM-PPO z=32, alpha=0.01 (the draft's)", "WM-PPO z=64"],
+           "alpha": ["PPO", "WM-PPO alpha=0", "WM-PPO z=32, alpha=0.01 (the draft's)", "WM-PPO alpha=0.05"]}
+"""which variants each figure of benchmarks/report.py shows"""
 
 
-def finished_runs(folder: str, method: str) -> list[dict]:
-    """Every finished seed of one variant: its training curve and final returns."""
-    runs = []
-    for summary_file in sorted((RUNS / folder).glob(f"{ENV}-{method}-seed*/summary.json")):
-        rows = read_jsonl(summary_file.parent / "metrics.jsonl")
-        summary = json.loads(summary_file.read_text())
-        runs.append({"seed": summary["seed"], "final_train": summary["final_train_return_last100"],
-                     "final_eval": summary["final_eval_return"],
-                     "train": [(r["step"], r["episodic_return"]) for r in rows if "episodic_return" in r]})
+@dataclass
+class Config:
+    seeds: tuple[int, ...] = (1, 2, 3)
+    total_steps: int = 1_000_000
+    jobs: int = 1
+    """runs at once (each uses one core)"""
+    run_dir: str = "benchmarks/runs/wm_ppo_ablation"
+    ppo_run_dir: str = "benchmarks/runs/wm_ppo_default"
+    """where the PPO runs of the same seeds are (benchmarks/wm_ppo_default_vs_ppo.py's grid)"""
+    report_only: bool = False
+
+
+def run_one(config: Config, variant: str, seed: int) -> None:
+    folder = ROOT / config.run_dir / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(ROOT / "recipes" / "wm_ppo_walker.py"), f"--env={ENV}", "--method=wm_ppo",
+               "--preset=paper", *VARIANTS[variant][1], "--seeds", str(seed), f"--total_steps={config.total_steps}",
+               f"--run_dir={folder}", "--progress=False", "--wandb_mode=disabled"]
+    print("start", " ".join(command[1:]), flush=True)
+    with open(folder / f"seed{seed}.log", "a") as log:
+        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
+
+
+def finished(folder: Path, method: str, seeds: tuple[int, ...]) -> dict:
+    """The finished seeds of one variant: final training and evaluation returns, thinned curves."""
+    runs = {"seeds": [], "final_train": [], "final_eval": [], "curves": []}
+    for seed in seeds:
+        run = folder / f"{ENV}-{method}-seed{seed}"
+        if not (run / "summary.json").exists():
+            continue
+        train = [(r["step"], r["episodic_return"]) for r in read_jsonl(run / "metrics.jsonl") if "episodic_return" in r]
+        runs["seeds"].append(seed)
+        runs["final_train"].append(train[-1][1])
+        runs["final_eval"].append(read_jsonl(run / "evaluations.jsonl")[-1]["mean_return"])
+        runs["curves"].append(_thinned(train))
     return runs
 
 
-def main() -> None:
-    results = {label: finished_runs(*where) for label, where in VARIANTS.items()}
-    for name, labels in FIGURES.items():
-        curves = {label: [tuple(zip(*run["train"])) for run in results[label]] for label in labels}
-        picture = learning_curves(curves, ROOT / "benchmarks" / "results" / f"wm_ppo_ablation_{name}.png",
-                                  title=f"{ENV}: WM-PPO {name} ablation, training return (last 100 episodes)")
-        (ROOT / "docs" / "img" / picture.name).write_bytes(picture.read_bytes())
-    table = {label: {"seeds": [r["seed"] for r in runs], "final_train": [r["final_train"] for r in runs],
-                     "final_eval": [r["final_eval"] for r in runs]} for label, runs in results.items()}
-    (ROOT / "benchmarks" / "results" / "wm_ppo_ablations.json").write_text(
-        json.dumps({**provenance(), **table}, indent=2) + "\n")
-    print("| variant | seeds | train return, last 100 episodes | deterministic eval | seed 1: train, eval |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    for label, row in table.items():
-        train, evals = np.array(row["final_train"]), np.array(row["final_eval"])
-        first = row["seeds"].index(1) if 1 in row["seeds"] else None
-        seed_one = "—" if first is None else f"{train[first]:,.0f}, {evals[first]:,.0f}"
-        print(f"| {label} | {', '.join(map(str, row['seeds']))} | {train.mean():,.0f} ± {train.std():,.0f} "
-              f"| {evals.mean():,.0f} ± {evals.std():,.0f} | {seed_one} |")
+def report(config: Config) -> dict:
+    results = {**provenance(), "env": ENV, "total_steps": config.total_steps,
+               "protocol": {"train": "mean return of the last 100 training episodes at the final step",
+                            "eval": "mean of 5 deterministic episodes at the final step, seeds 10,000 + seed"},
+               "figures": FIGURES,
+               "PPO": finished(ROOT / config.ppo_run_dir, "ppo", config.seeds)}
+    for variant, (label, _) in VARIANTS.items():
+        results[label] = finished(ROOT / config.run_dir / variant, "wm_ppo", config.seeds)
+    (ROOT / "benchmarks" / "results" / "wm_ppo_ablations.json").write_text(json.dumps(results, indent=2) + "\n")
+    for label in ["PPO", *(label for label, _ in VARIANTS.values())]:
+        print(f"{label:40s} seeds {results[label]['seeds']}  train {[round(v) for v in results[label]['final_train']]}")
+    return results
 
 
 if __name__ == "__main__":
-    main()
+    cfg = parse_config(Config)
+    if not cfg.report_only:
+        pending = [(variant, seed) for seed in cfg.seeds for variant in VARIANTS
+                   if not (ROOT / cfg.run_dir / variant / f"{ENV}-wm_ppo-seed{seed}" / "summary.json").exists()]
+        with ThreadPoolExecutor(max(1, cfg.jobs)) as pool:  # each run is its own process
+            for done in [pool.submit(run_one, cfg, variant, seed) for variant, seed in pending]:
+                done.result()
+    report(cfg)
