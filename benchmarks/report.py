@@ -193,7 +193,7 @@ def _dreamer_goal_rows() -> list[str]:
               for r in (_load(name) or {"runs": []})["runs"]]
     if pixels:
         finals = ", ".join(f"{r['final_actor']['mean']:.0f}" for r in pixels)
-        rows.append(f"| Dreamer | walker-walk from pixels at 100k env steps: IQM ≥ 550 over 5 seeds, ≤ 6 h a run | "
+        rows.append(f"| Dreamer | walker-walk from pixels at 100k env steps: IQM ≥ 550 over 3 seeds, ≤ 6 h a run | "
                     f"tiny model at replay ratios 16 and 48: {finals} | **not met** |")
     breadth = (_load("dreamer_breadth") or {}).get("tasks", {})
     goal = "one seed each: gym:Walker2d-v4 at 300k beside PPO at 1M; Sidewalk beside World Models at its wall-clock"
