@@ -532,9 +532,8 @@ def dream_ppo() -> str:
         steps = round(sum(results["real_steps_per_seed"]) / len(results["real_steps_per_seed"]))
         nearest = [min(zip(*curve), key=lambda row: abs(row[0] - steps)) for curve in ppo]
         values = [value for _, value in nearest]
-        lines += ["", (f"Beside it, our model-free PPO (`{grid['command']}`) at {nearest[0][0]:,} real steps, "
-                       f"deterministic, 5 episodes, {len(values)} seeds: {', '.join(f'{v:,.0f}' for v in values)}; "
-                       f"IQM {_summary(values)}.")]
+        lines += ["", (f"Our model-free PPO at {nearest[0][0]:,} real steps (5 deterministic episodes, "
+                       f"`wm_ppo_default_vs_ppo.json`): {', '.join(f'{v:,.0f}' for v in values)}; IQM {_summary(values)}.")]
     return "\n".join(lines)
 
 
