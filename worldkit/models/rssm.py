@@ -309,7 +309,7 @@ class RSSM(L.LightningModule):
                                                   1.0 - batch["terminated"].float(), reduction="none")
 
         def mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-            return (x * m).sum() / m.sum()
+            return (x * m).sum() / m.sum().clamp_min(1)  # a random share of steps may all be padding
 
         # The two KL terms have one value (they differ only in where their gradients go): log it once.
         terms = {"recon": mean(recon, recon_mask), "kl": mean(dyn, obs_mask), "reward": mean(reward, mask),
