@@ -4,13 +4,18 @@
 
 The learners run in this process, alternating, on Walker2d-v4 with the same hyperparameters and
 one torch thread; the ratio of their seconds per env step is the overhead (the paper draft claims
-under 5%). ``wm_ppo`` is the recipe's default (z = 32, alpha = 0, beta = 1); ``wm_ppo_first_epoch``
-trains its world model in the first of PPO's epochs only (``--wm_epochs=1``); ``encoder_only`` has
-beta = alpha = 0: the actor and critic still read z = E(s), but no world-model loss is computed,
-which separates the cost of the design's deeper policy from that of training the model. Also
-reports CPU seconds, which a busy machine distorts less. Writes benchmarks/results/wm_overhead.json.
+under 5%). PPO's settings are the recipe's for the env (``ppo_preset_for``). ``wm_ppo`` is the
+recipe's ``--preset=default``, read from the recipe itself; ``wm_ppo_other_epochs`` is the same with
+the world model trained in the other number of PPO's epochs (every one where the default trains it
+in the first only, ``--wm_epochs=1`` where it trains in all); ``encoder_only`` has beta = alpha = 0: the actor and critic still read
+z = E(s), but no world-model loss is computed, which separates the cost of the design's deeper
+policy from that of training the model. Also reports CPU seconds, which a busy machine distorts
+less. Writes benchmarks/results/wm_overhead.json.
 """
 
+import dataclasses
+import functools
+import importlib.util
 import json
 import os
 import time
@@ -22,6 +27,7 @@ from common import provenance
 
 from worldkit.config import parse_config
 from worldkit.controllers import PPO, PPOConfig
+from worldkit.controllers.ppo import ppo_preset_for
 from worldkit.controllers.wm_ppo import WorldModelAssist
 from worldkit.envs import make_vector_env
 from worldkit.models import LatentMLPWorldModel
@@ -41,9 +47,15 @@ def timed_run(method: str, config: Config, seed: int) -> dict:
     hooks = []
     if method != "ppo":
         obs_dim, action_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
-        settings = {"wm_ppo": {}, "wm_ppo_first_epoch": {"wm_epochs": 1}, "encoder_only": {"beta": 0.0}}[method]
-        hooks = [WorldModelAssist(LatentMLPWorldModel(obs_dim, action_dim, 32), alpha=0.0, **settings)]
-    ppo = PPO(PPOConfig(total_steps=config.steps, seed=seed), envs, hooks)
+        default = _recipe_default()
+        settings = {"wm_ppo": {}, "wm_ppo_other_epochs": {"wm_epochs": _other_epochs()},
+                    "encoder_only": {"beta": 0.0}}[method]
+        settings = {"alpha": default["alpha"], "beta": default["beta"], "clip_apart": default["clip_apart"],
+                    "wm_epochs": default.get("wm_epochs"), **settings}
+        model = LatentMLPWorldModel(obs_dim, action_dim, default["latent_dim"], recon_weight=default["recon_weight"])
+        hooks = [WorldModelAssist(model, **settings)]
+    ppo_config = dataclasses.replace(PPOConfig.preset(ppo_preset_for(config.env)), total_steps=config.steps, seed=seed)
+    ppo = PPO(ppo_config, envs, hooks)
     wall, cpu = time.perf_counter(), time.process_time()
     history = ppo.learn(progress=False)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -54,7 +66,7 @@ def timed_run(method: str, config: Config, seed: int) -> dict:
 
 
 def main(config: Config) -> dict:
-    runs: dict[str, list[dict]] = {"ppo": [], "wm_ppo": [], "wm_ppo_first_epoch": [], "encoder_only": []}
+    runs: dict[str, list[dict]] = {"ppo": [], "wm_ppo": [], "wm_ppo_other_epochs": [], "encoder_only": []}
     for round_ in range(config.rounds):
         for method in runs:
             runs[method].append(timed_run(method, config, seed=round_ + 1))
@@ -67,16 +79,31 @@ def main(config: Config) -> dict:
         "seconds_per_step": per_step, "cpu_seconds_per_step": cpu_per_step,
         "ratio": per_step["wm_ppo"] / per_step["ppo"], "cpu_ratio": cpu_per_step["wm_ppo"] / cpu_per_step["ppo"],
         "encoder_only_ratio": per_step["encoder_only"] / per_step["ppo"],
-        "first_epoch_ratio": per_step["wm_ppo_first_epoch"] / per_step["ppo"],
+        "other_epochs": _other_epochs(), "other_epochs_ratio": per_step["wm_ppo_other_epochs"] / per_step["ppo"],
+        "default": _recipe_default(), "ppo_preset": ppo_preset_for(config.env),
         "rollout_ratio": _median_ratio(runs, "rollout_seconds"), "update_ratio": _median_ratio(runs, "update_seconds"),
         "runs": runs,
     }
     (ROOT / "benchmarks" / "results" / "wm_overhead.json").write_text(json.dumps(result, indent=2))
     print(f"WM-PPO / PPO wall-clock per step: {result['ratio']:.3f}  (CPU seconds: {result['cpu_ratio']:.3f}); "
           f"rollouts {result['rollout_ratio']:.3f}, updates {result['update_ratio']:.3f}; "
-          f"the world model trained in the first epoch only: {result['first_epoch_ratio']:.3f}; "
+          f"with --wm_epochs={result['other_epochs']}: {result['other_epochs_ratio']:.3f}; "
           f"the encoder alone (no world-model loss): {result['encoder_only_ratio']:.3f}")
     return result
+
+
+@functools.cache
+def _recipe_default() -> dict:
+    """The world-model settings of ``recipes/wm_ppo_walker.py --preset=default``."""
+    spec = importlib.util.spec_from_file_location("wm_ppo_recipe", ROOT / "recipes" / "wm_ppo_walker.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    return recipe.PRESETS["default"]
+
+
+def _other_epochs() -> int | None:
+    """The variant's ``wm_epochs``: 1 where the default trains the world model in every epoch (None), else None."""
+    return 1 if _recipe_default().get("wm_epochs") is None else None
 
 
 def _median_ratio(runs: dict[str, list[dict]], key: str) -> float:
