@@ -86,9 +86,18 @@ def write_results(name: str, results: dict, task: str) -> dict:
     written to benchmarks/results/<name>.json; prints the per-seed values."""
     if results["per_seed"]:
         results["stats"] = interval_estimates({task: results["per_seed"]})
-    (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    if path.exists() and _same_values(json.loads(path.read_text()), results):
+        print(f"{path.name} already holds these seeds' values; left as it is, with the command that made them")
+    else:
+        path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: results[k] for k in ("seeds", "per_seed", "hours_per_seed")}))
     return results
+
+
+def _same_values(old: dict, new: dict) -> bool:
+    """Whether a results file already records ``new``'s seeds and values (only its provenance would change)."""
+    return all(old.get(key) == new.get(key) for key in ("seeds", "per_seed", "hours_per_seed", "protocol"))
 
 
 def seed_by_seed(config, run_seed, report) -> None:

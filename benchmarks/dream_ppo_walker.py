@@ -42,7 +42,9 @@ def report(config: Config) -> dict:
                "per_seed": [s["real_return"] for s in summaries],
                "real_steps_per_seed": [s["real_steps"] for s in summaries],
                "hours_per_seed": [s["hours"] for s in summaries],
-               "dream_to_real_gap_per_seed": [s["dream_to_real_gap"] for s in summaries]}
+               "dream_to_real_gap_per_seed": [s["dream_to_real_gap"] for s in summaries],
+               "gap_protocol": "the final policy's dreamed return minus its real return over the dream's horizon, "
+                               "both from real first observations"}
     name = "dream_ppo_walker" if config.world_model == "ensemble" else f"dream_ppo_walker_{config.world_model}"
     return write_results(name, results, "Walker2d-v4")
 

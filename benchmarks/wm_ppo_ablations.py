@@ -9,9 +9,9 @@ Each (variant, seed) is one ``recipes/wm_ppo_walker.py`` run of 1M steps in ``<r
 finished runs are skipped and killed ones resume. PPO is the same seeds of
 ``benchmarks/wm_ppo_default_vs_ppo.py``'s grid. Protocol: the training return over the last 100
 episodes at 1M steps, and the mean of 5 deterministic evaluation episodes (seeds 10,000 + seed) at
-1M steps; IQM and mean with 95% stratified bootstrap CIs over seeds. Writes
-benchmarks/results/wm_ppo_ablations.json with each seed's thinned training curve, which
-``python benchmarks/report.py`` draws.
+1M steps. Writes benchmarks/results/wm_ppo_ablations.json with each seed's values and thinned
+training curve; ``python benchmarks/report.py`` summarises them (IQM with a 95% stratified bootstrap
+CI over seeds) and draws the curves.
 """
 
 import json
@@ -71,6 +71,8 @@ def finished(folder: Path, method: str, seeds: tuple[int, ...]) -> dict:
         if not (run / "summary.json").exists():
             continue
         train = [(r["step"], r["episodic_return"]) for r in read_jsonl(run / "metrics.jsonl") if "episodic_return" in r]
+        if not train:  # a run too short to finish an episode has no training return
+            continue
         runs["seeds"].append(seed)
         runs["final_train"].append(train[-1][1])
         runs["final_eval"].append(read_jsonl(run / "evaluations.jsonl")[-1]["mean_return"])

@@ -161,6 +161,8 @@ def test_dream_ppo_recipe_improves_in_rounds_resumes_and_reports_the_gap(tmp_pat
     assert not (tmp_path / "pixels").exists()
     with pytest.raises(ValueError, match="penalty .* needs --world_model=ensemble"):
         DreamPPOConfig(world_model="rssm", penalty=1.0)
+    with pytest.raises(ValueError, match="one member cannot disagree with itself"):
+        DreamPPOConfig(ensemble_size=1, penalty=1.0)
 
 
 def test_dreamer_recipe_compiled_loops_make_the_same_updates():

@@ -301,10 +301,12 @@ def test_bad_input_gets_clear_errors(world_models):
         DreamerConfig(return_critic="target")
 
 
-def test_stable_baselines3_trains_in_a_dream_and_acts_in_the_real_env():
+def test_stable_baselines3_trains_in_a_dream_and_acts_in_the_real_env(tmp_path, monkeypatch):
     """Outside code in the single-env view: SB3's PPO learns only in the shipped walker-walk
     RSSM's dream, then acts in the real env through worldkit, as docs/dreaming.md shows."""
     from stable_baselines3 import PPO as SB3PPO
+
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path))  # SB3 makes its log folder there, not in the system's temp
 
     from worldkit.data.driver import drive
     from worldkit.dream.driver import evaluate_in_real_env

@@ -177,7 +177,8 @@ def test_wandb_offline_records_config_metrics_and_media(offline_sweep):
     evaluations = [row["eval/mean_return"] for row in history if "eval/mean_return" in row]
     summary = json.loads((run_file.parents[2] / "summary.json").read_text())
     assert evaluations == [pytest.approx(summary["final_eval_return"])]
-    assert {"policy_loss", "world_model/loss"} <= set().union(*history)  # no intrinsic reward at the default alpha = 0
+    assert {"policy_loss", "world_model/loss"} <= set().union(*history)
+    assert config["alpha"] == 0.01 and config["preset"] == "paper"  # the sweep ablates the draft's settings
     media = [file.path for r in records if r.HasField("files")
              for file in r.files.files if file.path.startswith("media/")]
     assert sorted(re.sub(r"_\d+_[0-9a-f]+\.png$", "", path.split("/")[-1]) for path in media) == [

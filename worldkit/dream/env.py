@@ -30,7 +30,7 @@ class DreamEnv(gym.vector.VectorEnv):
         sample_ends: end dreams by sampling the continue probability; False never terminates
             them (the horizon alone ends them).
         penalty: subtract ``penalty`` times the world model's uncertainty about each step from its
-            reward (MOPO's pessimism), so a learner gains nothing from steps the model only guesses.
+            reward (MOPO-style pessimism), so steps the model only guesses pay a learner less.
             Needs a world model with an ``uncertainty(state, action)`` method, such as an ensemble.
     """
 

@@ -181,7 +181,7 @@ class DynamicsEnsemble(L.LightningModule):
         """Per sample (B,): the variance across members of the normalised [delta, reward]
         prediction, averaged over its dimensions. Zero for a single model."""
         if self.ensemble_size == 1:
-            return torch.zeros(obs.shape[0])
+            return torch.zeros(obs.shape[0], device=obs.device)
         prediction, _ = self(obs, action)
         return prediction.var(0, unbiased=False).mean(-1)
 

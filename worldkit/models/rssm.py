@@ -292,10 +292,12 @@ class RSSM(L.LightningModule):
         target = obs_map(lambda x: x.unflatten(0, lead), self._prepare(obs_map(lambda x: x.flatten(0, 1), obs)))
         decoded_features, recon_mask = features, obs_mask
         steps = features.shape[1]
-        if self.hparams.decode_fraction < 1 and steps > 1:  # reconstruct a random share of the steps
-            keep = torch.randperm(steps, device=features.device)[: max(1, round(self.hparams.decode_fraction * steps))]
-            decoded_features, recon_mask = features[:, keep], obs_mask[:, keep]
-            target = obs_map(lambda x: x[:, keep], target)
+        if self.hparams.decode_fraction < 1 and steps > 1:  # reconstruct a random share of each sequence's steps
+            count = max(1, round(self.hparams.decode_fraction * steps))
+            keep = torch.rand(features.shape[0], steps, device=features.device).argsort(1)[:, :count]  # (B, count)
+            rows = torch.arange(features.shape[0], device=features.device)[:, None]
+            decoded_features, recon_mask = features[rows, keep], obs_mask[rows, keep]
+            target = obs_map(lambda x: x[rows, keep], target)
         decoded = self.decoder(decoded_features)
         if isinstance(decoded, dict):  # one squared error per part of a Dict observation, summed
             recon = sum((decoded[k].float() - target[k]).square().flatten(2).sum(-1) for k in decoded)

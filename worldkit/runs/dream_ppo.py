@@ -65,9 +65,10 @@ class DreamPPOConfig(TrackingOptions):
     """dreamed steps before a dream is truncated (PPO bootstraps from it)"""
     temperature: float = 1.0
     penalty: float = 0.0
-    """PPO's dreamed reward minus penalty x the ensemble members' spread about the step (MOPO's
-    pessimism, in reward units per normalised standard deviation): the policy gains nothing from
-    steps the members disagree on, where the dream is a guess. Ensemble only"""
+    """PPO's dreamed reward minus penalty x the ensemble members' spread about the step (MOPO-style
+    pessimism, in reward units per normalised standard deviation): steps the members disagree on,
+    where the dream is a guess, pay less. Ensemble of 2 or more only. The logged dream return and
+    dream-to-real gap are the plain dream's, without the penalty"""
     start_episodes: int = 200
     """the latest real episodes whose states dreams start from"""
     eval_episodes: int = 10
@@ -88,6 +89,9 @@ class DreamPPOConfig(TrackingOptions):
         if self.penalty < 0 or (self.penalty and self.world_model != "ensemble"):
             raise ValueError(f"penalty must be >= 0 and needs --world_model=ensemble, got {self.penalty} with "
                              f"{self.world_model}")
+        if self.penalty and self.ensemble_size < 2:
+            raise ValueError(f"penalty needs --ensemble_size of 2 or more (one member cannot disagree with itself), "
+                             f"got {self.ensemble_size}")
         if self.steps_per_round < 0:
             raise ValueError(f"steps_per_round must be >= 0, got {self.steps_per_round}")
 
