@@ -22,8 +22,10 @@ from worldkit.runs.dreamer import DreamerRunConfig, preset_config
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DREAMER = ["--preset=tiny", "--prefill=500", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
                 "--sequence_length=16", "--eval_every=1000", "--dreamer.hidden=32", "--dreamer.layers=1"]
+# 32 minibatches: PPO trains on minibatches of 8 dreamed steps, while the policy rebuilt to act
+# (one env) would have minibatches of 1, which it must not refuse
 TINY_DREAM_PPO = ["--first_steps=1000", "--steps_per_round=500", "--model_updates=20", "--dream_steps=1024",
-                  "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=2", "--ppo.update_epochs=1",
+                  "--ppo.num_envs=8", "--ppo.num_steps=32", "--ppo.num_minibatches=32", "--ppo.update_epochs=1",
                   "--horizon=32", "--eval_episodes=2", "--ensemble_hidden", "32", "32"]
 
 

@@ -224,7 +224,7 @@ def _transitions(store: EpisodeStore) -> dict[str, torch.Tensor]:
 
 def _agent(config: DreamPPOConfig, model, ppo_state: dict):
     """The policy of a saved PPO state, rebuilt (on a one-dream env) to act on the model's features."""
-    ppo = PPO(dataclasses.replace(config.ppo, num_envs=1, seed=config.seed),
+    ppo = PPO(dataclasses.replace(config.ppo, num_envs=1, num_minibatches=1, seed=config.seed),  # it only acts
               DreamEnv(model, model.initial_state(1), 1, horizon=config.horizon))
     ppo.agent.load_state_dict(ppo_state["agent"])
     return ppo.agent.eval()
