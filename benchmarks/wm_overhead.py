@@ -7,10 +7,10 @@ one torch thread; the ratio of their seconds per env step is the overhead (the p
 under 5%). PPO's settings are the recipe's for the env (``ppo_preset_for``). ``wm_ppo`` is the
 recipe's ``--preset=default``, read from the recipe itself; ``wm_ppo_other_epochs`` is the same with
 the world model trained in the other number of PPO's epochs (every one where the default trains it
-in the first only, ``--wm_epochs=1`` where it trains in all); ``encoder_only`` has beta = alpha = 0: the actor and critic still read
-z = E(s), but no world-model loss is computed, which separates the cost of the design's deeper
-policy from that of training the model. Also reports CPU seconds, which a busy machine distorts
-less. Writes benchmarks/results/wm_overhead.json.
+in the first only, ``--wm_epochs=1`` where it trains in all); ``encoder_only`` has beta = alpha = 0:
+the actor and critic still read z = E(s), but no world-model loss is computed, which separates the
+cost of the design's deeper policy from that of training the model. Also reports CPU seconds,
+which a busy machine distorts less. Writes benchmarks/results/wm_overhead.json.
 """
 
 import dataclasses
