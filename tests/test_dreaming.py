@@ -161,6 +161,13 @@ def test_a_pessimistic_dream_pays_for_the_ensembles_uncertainty(walker_store):
     assert (uncertainty > 0).all()  # untrained members disagree
     reward = plain.step(actions)[1]
     np.testing.assert_allclose(pessimistic.step(actions)[1], reward - 2.0 * uncertainty.numpy(), rtol=1e-5, atol=1e-6)
+    # the spread reuses the step's own prediction, but never one made with weights since changed
+    obs, action = pessimistic._state.obs, torch.as_tensor(actions)
+    ensemble.predict(obs, action)
+    with torch.no_grad():
+        ensemble.layers[0].weight.mul_(3.0)
+    fresh, _ = ensemble(obs, action)
+    torch.testing.assert_close(ensemble.disagreement(obs, action), fresh.var(0, unbiased=False).mean(-1))
 
 
 class PointMass(torch.nn.Module):
