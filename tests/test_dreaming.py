@@ -199,6 +199,14 @@ class PointMass(torch.nn.Module):
         return state[0]
 
 
+class PointMassWithoutGradients(PointMass):
+    """The same, imagined without a graph (as a dynamics ensemble does): Box actions need REINFORCE."""
+
+    @torch.no_grad()
+    def imagine(self, state, action, *, temperature=1.0, generator=None):
+        return super().imagine(state, action)
+
+
 def dreamed_return(model, act, starts, horizon: int = 10) -> float:
     state, total = starts, 0.0
     with torch.no_grad():
@@ -208,12 +216,16 @@ def dreamed_return(model, act, starts, horizon: int = 10) -> float:
     return total
 
 
-@pytest.mark.parametrize("discrete, return_critic", [(False, "slow"), (True, "slow"), (False, "fast")],
-                         ids=["gradients through the dynamics", "REINFORCE", "returns from the fast critic"])
-def test_dreamer_actor_critic_learns_to_steer_a_plugged_in_world_model(discrete, return_critic):
+@pytest.mark.parametrize("model_class, discrete, return_critic",
+                         [(PointMass, False, "slow"), (PointMass, True, "slow"), (PointMass, False, "fast"),
+                          (PointMassWithoutGradients, False, "slow")],
+                         ids=["gradients through the dynamics", "REINFORCE", "returns from the fast critic",
+                              "REINFORCE for Box actions in a model without gradients"])
+def test_dreamer_actor_critic_learns_to_steer_a_plugged_in_world_model(model_class, discrete, return_critic):
     torch.manual_seed(0)
-    model = PointMass(discrete)
+    model = model_class(discrete)
     assert isinstance(model, WorldModel)
+    assert DreamerLearner(model, DreamerConfig()).through_dynamics == (model_class is PointMass and not discrete)
     starts = (torch.linspace(-1, 1, 256)[:, None],)
     actor_critic = DreamerActorCritic(1, model.action_space, hidden=32, layers=1)
     before = dreamed_return(model, lambda f: actor_critic.act(f, deterministic=True), starts)

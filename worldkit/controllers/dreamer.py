@@ -10,7 +10,9 @@ where v is by default the slowly updated critic (Dreamer V2's target network) an
 
 - continuous actions: the actor maximises R_t directly, its gradient flowing back through the
   world model's dynamics, rewards and values (reparameterised samples, Dreamer V1/V2);
-- discrete actions: REINFORCE, log π(a_t | s_t) times the advantage R_t - v(s_t);
+- discrete actions, or continuous ones in a world model whose ``imagine`` passes no gradient (a
+  dynamics ensemble): REINFORCE, log π(a_t | s_t) times the advantage R_t - v(s_t), as DreamerV3
+  does for every action space;
 - returns are divided by max(1, P95 - P5) of recent returns (DreamerV3's return normalisation),
   so one entropy scale suits tasks of any reward scale;
 - the critic regresses R_t; its slow copy is an exponential moving average of it. By default
@@ -166,6 +168,8 @@ class DreamerLearner:
                              f"{config.critic!r}")
         device = world_model.features(world_model.initial_state(1)).device
         self.actor_critic = actor_critic = actor_critic.to(device)
+        self.through_dynamics = actor_critic.continuous and passes_gradient(world_model)
+        """the actor's gradient flows back through the world model's steps; else REINFORCE"""
         self.average: "Callable[[torch.Tensor], torch.Tensor] | None" = None
         """averages a tensor over data-parallel processes (gradients, return statistics); None alone"""
         self.actor_optimizer = torch.optim.Adam(actor_critic.actor.parameters(), config.actor_lr, eps=1e-5)
@@ -187,7 +191,7 @@ class DreamerLearner:
             returns = lambda_returns(rewards, continues, values, cfg.gamma, cfg.lam)  # (H, B)
             weights = torch.cat([torch.ones_like(continues[:1]), torch.cumprod(cfg.gamma * continues, 0)[:-1]]).detach()
             scale = self._return_scale(returns.detach())
-            if ac.continuous:
+            if self.through_dynamics:
                 objective = returns / scale
             else:
                 objective = log_probs * ((returns - values[:-1]) / scale).detach()
@@ -216,18 +220,18 @@ class DreamerLearner:
                 "entropy": entropies.mean().item(), "return_scale": float(scale)}
 
     def _imagine(self, state: State) -> tuple[torch.Tensor, ...]:
-        """Features (H+1, B, F), rewards, continues, log-probs and entropies (H, B). Continuous
-        actions are reparameterised samples whose gradient flows back through the world model's steps;
-        discrete ones are REINFORCE's, so the steps need no graph."""
-        ac = self.actor_critic
+        """Features (H+1, B, F), rewards, continues, log-probs and entropies (H, B). Through the
+        dynamics, actions are reparameterised samples whose gradient flows back through the world
+        model's steps; with REINFORCE they are plain samples, so the steps need no graph."""
+        ac, through = self.actor_critic, self.through_dynamics
 
         def act(features: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             dist = ac.distribution(features.detach())
-            action = dist.rsample() if ac.continuous else dist.sample()
+            action = dist.rsample() if through else dist.sample()
             return ac.to_env(action), {"log_prob": dist.log_prob(action), "entropy": dist.entropy()}
 
         dream = imagine(self.world_model, state, act, self.config.horizon, temperature=self.config.temperature,
-                        differentiable=ac.continuous, keep_features=True)
+                        differentiable=through, keep_features=True)
         return dream.features, dream.rewards, dream.continues, dream.extras["log_prob"], dream.extras["entropy"]
 
     def _return_scale(self, returns: torch.Tensor) -> torch.Tensor:
@@ -280,6 +284,17 @@ def train_in_dream(world_model: WorldModel, start_states: State, config: Dreamer
         index = torch.as_tensor(rng.integers(len(start_states[0]), size=batch_size), device=start_states[0].device)
         history.append(learner.train_step(select_state(start_states, index)))
     return learner.actor_critic, history
+
+
+def passes_gradient(world_model: WorldModel) -> bool:
+    """Whether a dreamed step's reward carries a gradient back to its Box action (an RSSM's does;
+    a dynamics ensemble, which imagines without a graph, does not)."""
+    state = world_model.initial_state(1)
+    device = world_model.features(state).device
+    action = torch.zeros((1, *world_model.action_space.shape), device=device, requires_grad=True)
+    with frozen(world_model), torch.enable_grad():
+        _, reward, _ = world_model.imagine(state, action)
+    return reward.requires_grad
 
 
 @contextlib.contextmanager
