@@ -172,7 +172,7 @@ def report(config: Config) -> dict:
     settings = settings[0] if settings else {k: getattr(config, k) for k in SETTINGS}
     results = {**provenance(), "protocol": f"{settings['eval_episodes']} real episodes from reset seeds 10,000 + seed "
                f"(deterministic controllers); dream-to-real gap over {settings['horizon']} steps",
-               "settings": settings, "cells": cells}
+               "settings": settings, "walker_run": config.walker_run, "cells": cells}
     (ROOT / "benchmarks" / "results" / "pluggable_dreaming.json").write_text(json.dumps(results, indent=2) + "\n")
     for name, cell in cells.items():
         print(f"{name:24s} seeds {cell['seeds']}  real {np.round(cell['real_return'], 1).tolist()}  "
@@ -182,6 +182,7 @@ def report(config: Config) -> dict:
 
 if __name__ == "__main__":
     cfg = parse_config(Config)
+    torch.set_num_threads(1)  # one core per benchmark, as everywhere on this page
     if not cfg.report_only:
         run_cells(cfg)
     report(cfg)
