@@ -182,7 +182,7 @@ def report(config: Config) -> dict:
 
 if __name__ == "__main__":
     cfg = parse_config(Config)
-    torch.set_num_threads(1)  # one core per benchmark, as everywhere on this page
+    torch.set_num_threads(1)  # one core per benchmark, as the other benchmarks use
     if not cfg.report_only:
         run_cells(cfg)
     report(cfg)
