@@ -165,7 +165,11 @@ def test_a_pessimistic_dream_pays_for_the_ensembles_uncertainty(walker_store):
     obs, action = pessimistic._state.obs, torch.as_tensor(actions)
     ensemble.predict(obs, action)
     with torch.no_grad():
-        ensemble.layers[0].weight.mul_(3.0)
+        ensemble.layers[-1].weight.mul_(3.0)
+    fresh, _ = ensemble(obs, action)
+    torch.testing.assert_close(ensemble.disagreement(obs, action), fresh.var(0, unbiased=False).mean(-1))
+    ensemble.predict(obs, action)
+    ensemble.input_mean.add_(1.0)  # a new normaliser changes the prediction as much
     fresh, _ = ensemble(obs, action)
     torch.testing.assert_close(ensemble.disagreement(obs, action), fresh.var(0, unbiased=False).mean(-1))
 

@@ -168,8 +168,8 @@ class DynamicsEnsemble(L.LightningModule):
     def predict(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Every member's raw next observation (members, B, obs_dim), reward and done probability (members, B)."""
         prediction, done_logit = self(obs, action)
-        # a pessimistic dream asks for the spread of this same prediction next: keep it, with the weights' version
-        self._last_prediction = (obs, action, self.layers[0].weight._version, prediction)
+        # a pessimistic dream asks for the spread of this same prediction next: keep it, with the weights' versions
+        self._last_prediction = (obs, action, self._versions(), prediction)
         raw = prediction * self.target_std + self.target_mean
         return obs.float() + raw[..., :-1], raw[..., -1], torch.sigmoid(done_logit)
 
@@ -185,9 +185,13 @@ class DynamicsEnsemble(L.LightningModule):
         if self.ensemble_size == 1:
             return torch.zeros(obs.shape[0], device=obs.device)
         last_obs, last_action, version, prediction = getattr(self, "_last_prediction", (None,) * 4)
-        if obs is not last_obs or action is not last_action or version != self.layers[0].weight._version:
+        if obs is not last_obs or action is not last_action or version != self._versions():
             prediction, _ = self(obs, action)
         return prediction.var(0, unbiased=False).mean(-1)
+
+    def _versions(self) -> tuple[int, ...]:
+        """In-place change counters of every weight and normaliser: equal, the network is unchanged."""
+        return tuple(t._version for t in (*self.parameters(), *self.buffers()))
 
     def uncertainty(self, state: EnsembleState, action: Tensor) -> Tensor:
         """Per sample (B,): the members' standard deviation about a step, in normalised units (the
