@@ -83,16 +83,35 @@ def run_recipe(recipe: str, run_dir: Path, *flags: str) -> Path:
 
 def write_results(name: str, results: dict, task: str) -> dict:
     """``results`` with rliable's statistics over its ``per_seed`` values (on ``task``) added,
-    written to benchmarks/results/<name>.json; prints the per-seed values."""
+    written to benchmarks/results/<name>.json, keeping the seeds it already records under the same
+    protocol that ``results`` lacks (``--seeds`` then adds seeds to a result); prints the per-seed values."""
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    if path.exists():
+        results = _with_recorded_seeds(json.loads(path.read_text()), results)
     if results["per_seed"]:
         results["stats"] = interval_estimates({task: results["per_seed"]})
-    path = ROOT / "benchmarks" / "results" / f"{name}.json"
     if path.exists() and _same_values(json.loads(path.read_text()), results):
         print(f"{path.name} already holds these seeds' values; left as it is, with the command that made them")
     else:
         path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: results[k] for k in ("seeds", "per_seed", "hours_per_seed")}))
     return results
+
+
+def _with_recorded_seeds(old: dict, new: dict) -> dict:
+    """``new`` plus the seeds that ``old`` records under the same protocol and ``new`` lacks (their
+    run folders are gone): results outlive run folders, so seeds can be added in a later sitting."""
+    if old.get("protocol") != new.get("protocol") or "seeds" not in old or "seeds" not in new:
+        return new
+    kept = [seed for seed in old["seeds"] if seed not in new["seeds"]]
+    if not kept:
+        return new
+    columns = [key for key, value in new.items() if isinstance(value, list) and len(value) == len(new["seeds"])
+               and isinstance(old.get(key), list) and len(old[key]) == len(old["seeds"])]  # "seeds", "per_seed", ...
+    rows = {seed: {key: new[key][i] for key in columns} for i, seed in enumerate(new["seeds"])}
+    rows |= {seed: {key: old[key][old["seeds"].index(seed)] for key in columns} for seed in kept}
+    print(f"seeds {kept} kept from the recorded results (their run folders are absent)")
+    return {**new, **{key: [rows[seed][key] for seed in sorted(rows)] for key in columns}}
 
 
 def _same_values(old: dict, new: dict) -> bool:

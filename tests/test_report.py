@@ -33,3 +33,15 @@ def test_a_number_typed_by_hand_is_caught_and_rewritten():
     assert report.render(tampered) == report.render(page) == page
     with pytest.raises(ValueError, match="no section 'nonsense'"):
         report.render("<!-- report:nonsense -->\n<!-- /report:nonsense -->")
+
+
+def test_seeds_recorded_earlier_outlive_their_run_folders():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import _with_recorded_seeds
+
+    recorded = {"protocol": "10 episodes", "seeds": [0, 1, 2], "per_seed": [10, 11, 12], "hours_per_seed": [1, 2, 3]}
+    new = {"protocol": "10 episodes", "seeds": [3, 1], "per_seed": [33, 111], "hours_per_seed": [4, 5], "command": "c"}
+    merged = _with_recorded_seeds(recorded, new)
+    assert merged["seeds"] == [0, 1, 2, 3] and merged["per_seed"] == [10, 111, 12, 33]  # a re-run seed wins
+    assert merged["hours_per_seed"] == [1, 5, 3, 4] and merged["command"] == "c"
+    assert _with_recorded_seeds(recorded, {**new, "protocol": "100 episodes"})["seeds"] == [3, 1]
