@@ -111,7 +111,8 @@ def _with_recorded_seeds(old: dict, new: dict) -> dict:
     rows = {seed: {key: new[key][i] for key in columns} for i, seed in enumerate(new["seeds"])}
     rows |= {seed: {key: old[key][old["seeds"].index(seed)] for key in columns} for seed in kept}
     print(f"seeds {kept} kept from the recorded results (their run folders are absent)")
-    return {**new, **{key: [rows[seed][key] for seed in sorted(rows)] for key in columns}}
+    earlier = [*old.get("earlier_runs", []), {"command": old.get("command"), "commit": old.get("commit"), "seeds": kept}]
+    return {**new, **{key: [rows[seed][key] for seed in sorted(rows)] for key in columns}, "earlier_runs": earlier}
 
 
 def _same_values(old: dict, new: dict) -> bool:

@@ -71,7 +71,11 @@ def _status(seeds: int, wanted: int, met: bool) -> str:
 def _source(results: dict, name: str) -> str:
     command = results.get("command", f"python benchmarks/{name}.py")
     commit = results.get("commit")
-    return f"`{command}` → `benchmarks/results/{name}.json`" + (f", commit `{commit[:8]}`" if commit else "")
+    earlier = "".join(f" (seeds {', '.join(map(str, run['seeds']))}: `{run['command']}`"
+                      + (f", commit `{run['commit'][:8]}`)" if run.get("commit") else ")")
+                      for run in results.get("earlier_runs", []))
+    return (f"`{command}` → `benchmarks/results/{name}.json`" + (f", commit `{commit[:8]}`" if commit else "")
+            + earlier)
 
 
 # ---------------------------------------------------------------------------------------- goals

@@ -44,4 +44,5 @@ def test_seeds_recorded_earlier_outlive_their_run_folders():
     merged = _with_recorded_seeds(recorded, new)
     assert merged["seeds"] == [0, 1, 2, 3] and merged["per_seed"] == [10, 111, 12, 33]  # a re-run seed wins
     assert merged["hours_per_seed"] == [1, 5, 3, 4] and merged["command"] == "c"
+    assert merged["earlier_runs"] == [{"command": None, "commit": None, "seeds": [0, 2]}]
     assert _with_recorded_seeds(recorded, {**new, "protocol": "100 episodes"})["seeds"] == [3, 1]
