@@ -6,7 +6,8 @@
 Copies the run's agent (its RSSM and actor-critic, saved together), plays it on 10 fresh episodes
 (reset seeds 30,000 and up: neither the run's evaluations nor the benchmark's final scoring used
 them) and writes the checkpoint with a model card, the run's learning curve and a filmstrip of
-the agent walking.
+the agent walking. Where the best seed is the one already shipped and its run folder is gone,
+only the card is rewritten, with the seeds measured since.
 """
 
 import json
@@ -47,6 +48,10 @@ def best_run() -> tuple[Path, dict]:
 
 def main(config: Config) -> dict:
     run, results = (Path(config.run), None) if config.run else best_run()
+    finals = [] if results is None else results["per_seed"]
+    out = ROOT / "checkpoints" / config.name
+    if not run.exists() and _shipped_seed(out) == int(run.name.removeprefix("seed")):
+        return refresh_card(config, out, finals)  # the best run is already shipped; its folder is gone
     run_config = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     saved = from_pretrained(run / "checkpoints" / "agent")
@@ -64,26 +69,53 @@ def main(config: Config) -> dict:
                "standard_error": round(float(np.std(returns, ddof=1) / np.sqrt(len(returns))), 1),
                "eval_episodes": config.episodes, "eval_seed": EVAL_SEED, "env_steps": summary["env_steps"],
                "updates": summary["updates"], "training_hours": round(summary["wall_clock_seconds"] / 3600, 2),
-               "seed": run_config["seed"]}
-    finals = [] if results is None else results["per_seed"]
+               "seed": run_config["seed"], "env": run_config["env"], "preset": run_config["preset"],
+               "action_repeat": run_config["action_repeat"]}
+    shown = run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run
+    command = f"python benchmarks/dreamer_checkpoint_card.py --run={shown}"
+    card = model_card(config.name, metrics, finals, date.today().isoformat())
+    save_pretrained(agent, out, metrics=metrics, command=command, card=card)
+    filmstrip(frames[:: max(1, len(frames) // 8)][:8], out / "filmstrip.png", title=f"{config.name}: a fresh episode")
+    shutil.copy(run / "learning_curve.png", out / "learning_curve.png")
+    print(card)
+    return metrics
+
+
+def _shipped_seed(out: Path) -> "int | None":
+    config_file = out / "config.json"
+    return json.loads(config_file.read_text())["metrics"].get("seed") if config_file.exists() else None
+
+
+def refresh_card(config: Config, out: Path, finals: list[float]) -> dict:
+    """The shipped agent's card rewritten with the seeds measured since (its weights and pictures unchanged)."""
+    shipped = json.loads((out / "config.json").read_text())
+    metrics = {"env": shipped["env_spec"], "preset": "cpu", "action_repeat": shipped["hparams"]["action_repeat"],
+               **shipped["metrics"]}
+    card = model_card(config.name, metrics, finals, shipped["created"][:10])
+    (out / "README.md").write_text(card)
+    print(card)
+    return metrics
+
+
+def model_card(name: str, metrics: dict, finals: list[float], day: str) -> str:
     seeds = "" if not finals else (
         f"It is the best of {len(finals)} seeds of `python benchmarks/dreamer_walker_state_cpu.py` (final actors: "
         f"{', '.join(f'{v:.0f}' for v in finals)}; see docs/benchmarks.md)." if len(finals) > 1 else
         f"It is the one seed of `python benchmarks/dreamer_walker_state_cpu.py` measured so far (final actor: "
         f"{finals[0]:.0f} over its own 10 episodes; see docs/benchmarks.md).")
-    card = f"""# {config.name}
+    return f"""# {name}
 
 A Dreamer agent for dm-control walker-walk from its state vector: a tiny RSSM world model and the
 actor-critic trained in its imagination, saved together. It trained with
-`python recipes/dreamer.py --env={run_config['env']} --preset={run_config['preset']} --seed={run_config['seed']}` for
-{summary['env_steps']:,} env steps (each action held for {run_config['action_repeat']}), {summary['updates']:,} updates in
+`python recipes/dreamer.py --env={metrics['env']} --preset={metrics['preset']} --seed={metrics['seed']}` for
+{metrics['env_steps']:,} env steps (each action held for {metrics['action_repeat']}), {metrics['updates']:,} updates in
 {metrics['training_hours']} h on a 2-core CPU. {seeds}
 
 | | |
 | --- | --- |
-| return, deterministic actor | {metrics['mean_return']} ± {metrics['standard_error']} (s.e.) over {config.episodes} fresh episodes, reset seeds {EVAL_SEED:,}+ |
+| return, deterministic actor | {metrics['mean_return']} ± {metrics['standard_error']} (s.e.) over {metrics['eval_episodes']} fresh episodes, reset seeds {metrics['eval_seed']:,}+ |
 | DreamerV3 at 100k env steps | 443 to 475 (published) |
-| date | {date.today().isoformat()} |
+| date | {day} |
 
 ![the agent walking](filmstrip.png)
 
@@ -91,21 +123,13 @@ actor-critic trained in its imagination, saved together. It trained with
 
 ```python
 from worldkit.checkpoints import from_pretrained
-agent = from_pretrained("{config.name}")
+agent = from_pretrained("{name}")
 agent.evaluate(episodes=10)            # real episodes, the actor deterministic
 ```
 
-or `worldkit eval {config.name} --video=walker.mp4` to watch it. It replaces `dmc-walker-rssm`
+or `worldkit eval {name} --video=walker.mp4` to watch it. It replaces `dmc-walker-rssm`
 (an RSSM of random play, still shipped and loadable) as the walker example.
 """
-    out = ROOT / "checkpoints" / config.name
-    shown = run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run
-    command = f"python benchmarks/dreamer_checkpoint_card.py --run={shown}"
-    save_pretrained(agent, out, metrics=metrics, command=command, card=card)
-    filmstrip(frames[:: max(1, len(frames) // 8)][:8], out / "filmstrip.png", title=f"{config.name}: a fresh episode")
-    shutil.copy(run / "learning_curve.png", out / "learning_curve.png")
-    print(card)
-    return metrics
 
 
 if __name__ == "__main__":
