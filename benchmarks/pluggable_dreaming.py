@@ -7,8 +7,8 @@
 World models (one of each family, trained beforehand; none is trained here):
 - ``walker2d``: the dynamics ensemble of a ``recipes/dream_ppo_walker.py`` run (``--walker_run``), on
   Walker2d-v4, with that run's own episodes as the dreams' starts;
-- ``dmc_walker``: the shipped RSSM ``checkpoints/dmc-walker-rssm``, on dm-control walker-walk from
-  state, with random-policy episodes as starts;
+- ``dmc_walker``: the RSSM of the shipped Dreamer agent ``checkpoints/dmc-walker-dreamer``, on dm-control
+  walker-walk from state (each action held for 2 steps, as it trained), with random-policy episodes as starts;
 - ``sidewalk``: the shipped V + M (``checkpoints/sidewalk-vae`` and ``sidewalk-mdnrnn``), on MiniWorld
   Sidewalk, with random-policy episodes as starts.
 
@@ -39,9 +39,11 @@ from worldkit.controllers.cmaes import train_in_dream as cmaes_in_dream
 from worldkit.controllers.dreamer import DreamerActorCritic, DreamerConfig
 from worldkit.controllers.dreamer import train_in_dream as dreamer_in_dream
 from worldkit.data import EpisodeStore, collect
+from worldkit.data.driver import drive
 from worldkit.dream.driver import evaluate_in_real_env
 from worldkit.dream.env import DreamEnv, real_start_states
 from worldkit.dream.imagine import imagine
+from worldkit.envs import make_env
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.protocol import select_state
 from worldkit.models.vae import ConvVAE
@@ -50,6 +52,8 @@ from worldkit.models.vae_mdn import VAEMDNWorldModel
 FAMILIES = ("walker2d", "dmc_walker", "sidewalk")
 SETTINGS = ("horizon", "ppo_steps", "cmaes_generations", "dreamer_updates", "start_episodes", "eval_episodes")
 CONTROLLERS = ("ppo", "cmaes", "dreamer")
+WORLD_MODELS = {"dmc_walker": "dmc-walker-dreamer", "sidewalk": "sidewalk-vae + sidewalk-mdnrnn"}
+"""the shipped world model of each family but walker2d (whose model is ``--walker_run``'s)"""
 
 
 @dataclass
@@ -78,8 +82,12 @@ class Config:
                 raise ValueError(f"unknown {name} {unknown}; known: {', '.join(known)}")
 
 
+def world_model_name(family: str, config: Config) -> str:
+    return config.walker_run if family == "walker2d" else WORLD_MODELS[family]
+
+
 def world_model_and_starts(family: str, config: Config):
-    """(world model, start states, real env spec) of one family."""
+    """(world model, start states, real env spec, env steps each action is held for) of one family."""
     if family == "walker2d":
         run = ROOT / config.walker_run
         if not (run / "checkpoints" / "world_model").exists():
@@ -88,18 +96,20 @@ def world_model_and_starts(family: str, config: Config):
         model = from_pretrained(run / "checkpoints" / "world_model")
         store = EpisodeStore(run / "data")
         episodes = [store.episode(i) for i in range(max(0, len(store) - 200), len(store))]
-        spec = "Walker2d-v4"
+        spec, repeat = "Walker2d-v4", 1
+    elif family == "dmc_walker":
+        agent = from_pretrained(WORLD_MODELS[family])
+        model, spec, repeat, episodes = agent.world_model, "dmc:walker-walk", agent.action_repeat, []
+        with make_env(spec, action_repeat=repeat) as env:  # random play at the agent's action repeat
+            drive(env, None, episodes=config.start_episodes, seed=0, on_episode=episodes.append)
     else:
-        spec = "dmc:walker-walk" if family == "dmc_walker" else "miniworld:Sidewalk"
-        if family == "dmc_walker":
-            model = from_pretrained("dmc-walker-rssm")
-        else:
-            model = VAEMDNWorldModel.compose(ConvVAE.from_pretrained("sidewalk-vae"), MDNRNN.from_pretrained("sidewalk-mdnrnn"))
+        spec, repeat = "miniworld:Sidewalk", 1
+        model = VAEMDNWorldModel.compose(ConvVAE.from_pretrained("sidewalk-vae"), MDNRNN.from_pretrained("sidewalk-mdnrnn"))
         store = collect(ROOT / config.run_dir / f"starts-{family}", spec, episodes=config.start_episodes, seed=0,
                         progress=False)
         episodes = list(store)
     model.eval().requires_grad_(False)
-    return model, real_start_states(model, episodes), spec
+    return model, real_start_states(model, episodes), spec, repeat
 
 
 def train(controller: str, model, starts, config: Config, seed: int):
@@ -121,11 +131,12 @@ def train(controller: str, model, starts, config: Config, seed: int):
     return lambda features: actor_critic.act(features, deterministic=True)
 
 
-def score(model, act, starts, spec: str, config: Config, seed: int) -> dict:
-    real = evaluate_in_real_env(model, act, spec, config.eval_episodes, seed=10_000 + seed)
+def score(model, act, starts, spec: str, repeat: int, config: Config, seed: int) -> dict:
+    with make_env(spec, action_repeat=repeat) as env:
+        real = evaluate_in_real_env(model, act, env, config.eval_episodes, seed=10_000 + seed)
+        at_horizon = evaluate_in_real_env(model, act, env, config.eval_episodes, seed=10_000 + seed,
+                                          max_steps=config.horizon)
     success = real["success_rate"] if spec.startswith("miniworld") else None  # reaching the goal; MuJoCo has none
-    at_horizon = evaluate_in_real_env(model, act, spec, config.eval_episodes, seed=10_000 + seed,
-                                      max_steps=config.horizon)
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randint(len(starts[0]), (config.eval_episodes,), generator=generator)
     with torch.no_grad():
@@ -141,23 +152,24 @@ def run_cells(config: Config) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for family in config.families:
         cells = [(c, s) for c in config.controllers for s in config.seeds
-                 if not (folder / f"{family}-{c}-seed{s}.json").exists()]
+                 if _finished(folder / f"{family}-{c}-seed{s}.json", config) is None]
         if not cells:
             continue
-        model, starts, spec = world_model_and_starts(family, config)
+        model, starts, spec, repeat = world_model_and_starts(family, config)
         for controller, seed in cells:
             start = time.perf_counter()
             act = train(controller, model, starts, config, seed)
-            row = {"family": family, "env": spec, "controller": controller, "seed": seed,
-                   "settings": {k: getattr(config, k) for k in SETTINGS},
-                   **score(model, act, starts, spec, config, seed), "minutes": (time.perf_counter() - start) / 60}
+            row = {"family": family, "world_model": world_model_name(family, config), "env": spec,
+                   "controller": controller, "seed": seed, "settings": {k: getattr(config, k) for k in SETTINGS},
+                   **score(model, act, starts, spec, repeat, config, seed), "minutes": (time.perf_counter() - start) / 60}
             (folder / f"{family}-{controller}-seed{seed}.json").write_text(json.dumps(row, indent=2))
             print(json.dumps(row), flush=True)
 
 
 def restore_recorded_cells(config: Config) -> None:
-    """Cells recorded in the results JSON with the same settings whose files are gone are written back
-    to ``<run_dir>``, so a later sitting runs only the missing cells (the recorded ones need no world model)."""
+    """Cells recorded in the results JSON with the same settings and world model whose files are gone
+    are written back to ``<run_dir>``, so a later sitting runs only the missing cells (the recorded
+    ones need no world model)."""
     path = ROOT / "benchmarks" / "results" / "pluggable_dreaming.json"
     recorded = json.loads(path.read_text()) if path.exists() else {}
     if recorded.get("settings") != {k: getattr(config, k) for k in SETTINGS}:
@@ -166,20 +178,36 @@ def restore_recorded_cells(config: Config) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, cell in recorded["cells"].items():
         family, controller = name.split("/")
+        if cell.get("world_model", _UNNAMED[family](recorded)) != world_model_name(family, config):
+            continue
         for i, seed in enumerate(cell["seeds"]):
             row_path = folder / f"{family}-{controller}-seed{seed}.json"
-            if not row_path.exists():
-                row = {"family": family, "env": cell["env"], "controller": controller, "seed": seed,
+            if _finished(row_path, config) is None:
+                row = {"family": family, "world_model": world_model_name(family, config), "env": cell["env"],
+                       "controller": controller, "seed": seed,
                        "settings": recorded["settings"], "restored_from": path.name,
                        **{key: cell[key][i] for key in ("real_return", "success_rate", "dream_to_real_gap", "minutes")}}
                 row_path.write_text(json.dumps(row, indent=2))
 
 
+_UNNAMED = {"walker2d": lambda recorded: recorded["walker_run"], "dmc_walker": lambda recorded: "dmc-walker-rssm",
+            "sidewalk": lambda recorded: WORLD_MODELS["sidewalk"]}
+"""the world model of cells recorded before cells named theirs"""
+
+
+def _finished(path, config: Config) -> "dict | None":
+    """The cell kept in ``path``, if there is one and it dreamed in the world model ``config`` names."""
+    row = json.loads(path.read_text()) if path.exists() else None
+    return row if row and row.get("world_model") == world_model_name(row["family"], config) else None
+
+
 def report(config: Config) -> dict:
-    rows = [json.loads(path.read_text()) for path in sorted((ROOT / config.run_dir).glob("*-seed*.json"))]
+    rows = [_finished(path, config) for path in sorted((ROOT / config.run_dir).glob("*-seed*.json"))]
+    rows = [row for row in rows if row is not None]
     cells: dict = {}
     for row in rows:
-        cell = cells.setdefault(f"{row['family']}/{row['controller']}", {"env": row["env"], "seeds": [],
+        cell = cells.setdefault(f"{row['family']}/{row['controller']}", {"env": row["env"],
+                                                                          "world_model": row["world_model"], "seeds": [],
                                                                           "real_return": [], "success_rate": [],
                                                                           "dream_to_real_gap": [], "minutes": []})
         for key in ("seeds", "real_return", "success_rate", "dream_to_real_gap", "minutes"):
