@@ -617,7 +617,8 @@ def pluggable_dreaming() -> str:
             values = [100 * r for r in cell["success_rate"]]
             per_seed = ", ".join(f"{r:.0f}%" for r in values)
             gap = ", ".join(f"{g:.2f}" for g in cell["dream_to_real_gap"])
-        lines.append(f"| {family} | {cell['env']} | {controller} | {len(cell['seeds'])} | "
+        model = {"walker2d": "the dream-PPO run's dynamics ensemble"}.get(family, f"`{cell.get('world_model', family)}`")
+        lines.append(f"| {model} | {cell['env']} | {controller} | {len(cell['seeds'])} | "
                      f"{_summary(values)} | {per_seed} | {gap} |")
     return "\n".join(lines)
 
