@@ -178,7 +178,7 @@ def restore_recorded_cells(config: Config) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, cell in recorded["cells"].items():
         family, controller = name.split("/")
-        if cell.get("world_model", _UNNAMED[family](recorded)) != world_model_name(family, config):
+        if cell.get("world_model") != world_model_name(family, config):
             continue
         for i, seed in enumerate(cell["seeds"]):
             row_path = folder / f"{family}-{controller}-seed{seed}.json"
@@ -188,11 +188,6 @@ def restore_recorded_cells(config: Config) -> None:
                        "settings": recorded["settings"], "restored_from": path.name,
                        **{key: cell[key][i] for key in ("real_return", "success_rate", "dream_to_real_gap", "minutes")}}
                 row_path.write_text(json.dumps(row, indent=2))
-
-
-_UNNAMED = {"walker2d": lambda recorded: recorded["walker_run"], "dmc_walker": lambda recorded: "dmc-walker-rssm",
-            "sidewalk": lambda recorded: WORLD_MODELS["sidewalk"]}
-"""the world model of cells recorded before cells named theirs"""
 
 
 def _finished(path, config: Config) -> "dict | None":
