@@ -111,7 +111,12 @@ def _with_recorded_seeds(old: dict, new: dict) -> dict:
     rows = {seed: {key: new[key][i] for key in columns} for i, seed in enumerate(new["seeds"])}
     rows |= {seed: {key: old[key][old["seeds"].index(seed)] for key in columns} for seed in kept}
     print(f"seeds {kept} kept from the recorded results (their run folders are absent)")
-    earlier = [*old.get("earlier_runs", []), {"command": old.get("command"), "commit": old.get("commit"), "seeds": kept}]
+    earlier = []  # each kept seed stays with the run that measured it
+    for run in [*old.get("earlier_runs", []), {"command": old.get("command"), "commit": old.get("commit"),
+                                               "seeds": old["seeds"]}]:
+        seeds = [seed for seed in run["seeds"] if seed in kept and not any(seed in e["seeds"] for e in earlier)]
+        if seeds:
+            earlier.append({**run, "seeds": seeds})
     return {**new, **{key: [rows[seed][key] for seed in sorted(rows)] for key in columns}, "earlier_runs": earlier}
 
 

@@ -46,3 +46,7 @@ def test_seeds_recorded_earlier_outlive_their_run_folders():
     assert merged["hours_per_seed"] == [1, 5, 3, 4] and merged["command"] == "c"
     assert merged["earlier_runs"] == [{"command": None, "commit": None, "seeds": [0, 2]}]
     assert _with_recorded_seeds(recorded, {**new, "protocol": "100 episodes"})["seeds"] == [3, 1]
+    again = _with_recorded_seeds(merged, {**new, "seeds": [4], "per_seed": [44], "hours_per_seed": [6], "command": "d"})
+    assert again["seeds"] == [0, 1, 2, 3, 4]  # seeds 0 and 2 still credited to the run that measured them
+    assert again["earlier_runs"] == [{"command": None, "commit": None, "seeds": [0, 2]},
+                                     {"command": "c", "commit": None, "seeds": [1, 3]}]
