@@ -47,8 +47,9 @@ def _native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(_cpuinfo().get("flags", "").split()))
 
 
-def interval_estimates(per_task: dict[str, list[float]], reps: int = 50_000, seed: int = 0) -> dict:
+def interval_estimates(per_task: dict[str, list[float]], reps: int = 5_000, seed: int = 0) -> dict:
     """IQM and mean over seeds with 95% stratified bootstrap CIs (rliable), plus the sample std.
+    The same resamples and seed as the pages benchmarks/report.py writes, so a JSON and its page agree.
 
     ``per_task`` maps a task to its per-seed scores; the aggregate is over all tasks' runs
     (one task gives the ordinary per-seed statistics). Returns plain floats for JSON.
@@ -122,7 +123,7 @@ def _with_recorded_seeds(old: dict, new: dict) -> dict:
 
 def _same_values(old: dict, new: dict) -> bool:
     """Whether a results file already records ``new``'s seeds and values (only its provenance would change)."""
-    return all(old.get(key) == new.get(key) for key in ("seeds", "per_seed", "hours_per_seed", "protocol"))
+    return all(old.get(key) == new.get(key) for key in ("seeds", "per_seed", "hours_per_seed", "protocol", "stats"))
 
 
 def seed_by_seed(config, run_seed, report) -> None:

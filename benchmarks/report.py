@@ -45,7 +45,7 @@ def intervals(values: list[float]) -> dict:
         sys.path.insert(0, str(Path(__file__).parent))
         from common import interval_estimates
 
-        _cache[key] = interval_estimates({"task": list(values)}, reps=5_000)
+        _cache[key] = interval_estimates({"task": list(values)})
         INTERVALS.write_text(json.dumps(dict(sorted(_cache.items())), indent=1))
     return _cache[key]
 
