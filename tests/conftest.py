@@ -1,4 +1,4 @@
-"""Test-wide settings: W&B never touches the network, and torch stays on the 2 cores we have."""
+"""Test-wide settings: W&B never touches the network, and each test process keeps torch to one core."""
 
 import os
 import subprocess
@@ -9,6 +9,10 @@ import pytest
 
 os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One test process per core: a second torch thread in each would only wait on the other process
+    # (set before torch is imported, so recipes started from tests inherit it).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import worldkit  # noqa: E402,F401  (sets headless rendering before any env is imported)
 

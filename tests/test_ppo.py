@@ -275,8 +275,12 @@ def run_cartpole(seed: int) -> tuple[list[dict], dict[str, torch.Tensor]]:
     envs = make_vector_env("CartPole-v1", 2)
     ppo = PPO(small_config(seed=seed, torch_threads=1), envs)
     threads = torch.get_num_threads()
-    history = ppo.learn(progress=False)
-    assert torch.get_num_threads() == threads  # torch_threads holds only while learning
+    torch.set_num_threads(2)  # not torch_threads, so that the check below can fail
+    try:
+        history = ppo.learn(progress=False)
+        assert torch.get_num_threads() == 2  # torch_threads holds only while learning
+    finally:
+        torch.set_num_threads(threads)
     envs.close()
     return [{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in history], ppo.agent.state_dict()
 
