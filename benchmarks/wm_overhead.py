@@ -9,8 +9,10 @@ recipe's ``--preset=default``, read from the recipe itself; ``wm_ppo_other_epoch
 the world model trained in the other number of PPO's epochs (every one where the default trains it
 in the first only, ``--wm_epochs=1`` where it trains in all); ``encoder_only`` has beta = alpha = 0:
 the actor and critic still read z = E(s), but no world-model loss is computed, which separates the
-cost of the design's deeper policy from that of training the model. Also reports CPU seconds,
-which a busy machine distorts less. Writes benchmarks/results/wm_overhead.json.
+cost of the design's deeper policy from that of training the model. Each compiles its minibatch
+loss, as the recipe's 1M-step runs do (``PPOConfig.compile``); ``ppo_eager`` and ``wm_ppo_eager``
+are PPO and the default without compiling. Also reports CPU seconds, which a busy machine distorts
+less. Writes benchmarks/results/wm_overhead.json.
 """
 
 import dataclasses
@@ -44,7 +46,8 @@ class Config:
 
 def timed_run(method: str, config: Config, seed: int) -> dict:
     envs = make_vector_env(config.env, 1)
-    hooks = []
+    hooks, eager = [], method.endswith("_eager")
+    method = method.removesuffix("_eager")
     if method != "ppo":
         obs_dim, action_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
         default = _recipe_default()
@@ -54,7 +57,8 @@ def timed_run(method: str, config: Config, seed: int) -> dict:
                     "wm_epochs": default.get("wm_epochs"), **settings}
         model = LatentMLPWorldModel(obs_dim, action_dim, default["latent_dim"], recon_weight=default["recon_weight"])
         hooks = [WorldModelAssist(model, **settings)]
-    ppo_config = dataclasses.replace(PPOConfig.preset(ppo_preset_for(config.env)), total_steps=config.steps, seed=seed)
+    ppo_config = dataclasses.replace(PPOConfig.preset(ppo_preset_for(config.env)), total_steps=config.steps, seed=seed,
+                                     compile=not eager)
     ppo = PPO(ppo_config, envs, hooks)
     wall, cpu = time.perf_counter(), time.process_time()
     history = ppo.learn(progress=False)
@@ -66,11 +70,14 @@ def timed_run(method: str, config: Config, seed: int) -> dict:
 
 
 def main(config: Config) -> dict:
-    runs: dict[str, list[dict]] = {"ppo": [], "wm_ppo": [], "wm_ppo_other_epochs": [], "encoder_only": []}
+    runs: dict[str, list[dict]] = {"ppo": [], "wm_ppo": [], "wm_ppo_other_epochs": [], "encoder_only": [],
+                                   "ppo_eager": [], "wm_ppo_eager": []}
+    for method in runs:  # compile each variant's loss once, outside the timings (a run compiles once)
+        timed_run(method, dataclasses.replace(config, steps=2048), seed=0)
     for round_ in range(config.rounds):
-        for method in runs:
-            runs[method].append(timed_run(method, config, seed=round_ + 1))
-            print(method, runs[method][-1], flush=True)
+        for method, timings in runs.items():
+            timings.append(timed_run(method, config, seed=round_ + 1))
+            print(method, timings[-1], flush=True)
     per_step = {m: float(np.median([r["seconds"] / r["steps"] for r in rs])) for m, rs in runs.items()}
     cpu_per_step = {m: float(np.median([r["cpu_seconds"] / r["steps"] for r in rs])) for m, rs in runs.items()}
     result = {
@@ -79,6 +86,9 @@ def main(config: Config) -> dict:
         "seconds_per_step": per_step, "cpu_seconds_per_step": cpu_per_step,
         "ratio": per_step["wm_ppo"] / per_step["ppo"], "cpu_ratio": cpu_per_step["wm_ppo"] / cpu_per_step["ppo"],
         "encoder_only_ratio": per_step["encoder_only"] / per_step["ppo"],
+        "eager_ratio": per_step["wm_ppo_eager"] / per_step["ppo_eager"],
+        "compile_speedup": {"ppo": per_step["ppo_eager"] / per_step["ppo"],
+                            "wm_ppo": per_step["wm_ppo_eager"] / per_step["wm_ppo"]},
         "other_epochs": _other_epochs(), "other_epochs_ratio": per_step["wm_ppo_other_epochs"] / per_step["ppo"],
         "default": _recipe_default(), "ppo_preset": ppo_preset_for(config.env),
         "rollout_ratio": _median_ratio(runs, "rollout_seconds"), "update_ratio": _median_ratio(runs, "update_seconds"),
@@ -88,7 +98,9 @@ def main(config: Config) -> dict:
     print(f"WM-PPO / PPO wall-clock per step: {result['ratio']:.3f}  (CPU seconds: {result['cpu_ratio']:.3f}); "
           f"rollouts {result['rollout_ratio']:.3f}, updates {result['update_ratio']:.3f}; "
           f"with --wm_epochs={result['other_epochs']}: {result['other_epochs_ratio']:.3f}; "
-          f"the encoder alone (no world-model loss): {result['encoder_only_ratio']:.3f}")
+          f"the encoder alone (no world-model loss): {result['encoder_only_ratio']:.3f}; "
+          f"without compiling: {result['eager_ratio']:.3f} (compiling makes PPO {result['compile_speedup']['ppo']:.2f}x "
+          f"and WM-PPO {result['compile_speedup']['wm_ppo']:.2f}x faster)")
     return result
 
 

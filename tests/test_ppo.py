@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 
 from worldkit.checkpoints import from_pretrained, save_pretrained
 from worldkit.controllers import (
@@ -266,6 +267,18 @@ def test_config_defaults_are_cleanrls_for_mujoco():
     assert config.anneal_lr and config.clip_value_loss and config.norm_adv
     assert config.normalize_obs and config.normalize_reward and config.obs_clip == config.reward_clip == 10
     assert config.minibatch_size == 64
+
+
+def test_compiling_without_a_cpp_compiler_is_refused_or_skipped(monkeypatch):
+    """compile=True without a compiler fails at once with the fix; the default then stays eager."""
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    envs = corridor_envs()
+    with pytest.raises(ValueError, match="needs a C\\+\\+ compiler"):
+        PPO(small_config(compile=True), envs)
+    counters.clear()
+    PPO(small_config(total_steps=1_000_000), envs).learn(progress=False, callback=lambda metrics: False)  # one update
+    envs.close()
+    assert not counters["stats"]["unique_graphs"]  # long enough to compile, had it a compiler
 
 
 # ------------------------------------------------------------------ determinism and state

@@ -50,3 +50,27 @@ def test_seeds_recorded_earlier_outlive_their_run_folders():
     assert again["seeds"] == [0, 1, 2, 3, 4]  # seeds 0 and 2 still credited to the run that measured them
     assert again["earlier_runs"] == [{"command": None, "commit": None, "seeds": [0, 2]},
                                      {"command": "c", "commit": None, "seeds": [1, 3]}]
+
+
+def test_ablation_seeds_recorded_earlier_are_kept_per_variant():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from wm_ppo_ablations import with_recorded_seeds
+
+    run = lambda seeds, values: {"seeds": seeds, "final_train": values, "final_eval": [v + 1 for v in values],
+                                 "curves": [[[1], [v]] for v in values]}
+    recorded = {"command": "a", "commit": "x", "WM-PPO z=16": run([1], [10]), "WM-PPO z=32 (default)": run([1, 2], [20, 21]),
+                "WM-PPO alpha=0.01 (default)": run([1, 2], [20, 21])}
+    new = {"command": "b", "WM-PPO z=16": run([3, 2], [13, 12]), "WM-PPO z=32, alpha=0.01 (the draft's)": run([2], [22])}
+    merged = with_recorded_seeds(recorded, new)
+    assert merged["WM-PPO z=16"]["seeds"] == [1, 2, 3] and merged["WM-PPO z=16"]["final_train"] == [10, 12, 13]
+    assert merged["WM-PPO z=16"]["final_eval"] == [11, 13, 14]
+    draft = merged["WM-PPO z=32, alpha=0.01 (the draft's)"]  # an older file's label for the same settings
+    assert draft["seeds"] == [1, 2] and draft["final_train"] == [20, 22]  # a re-run seed wins
+    assert merged["earlier_runs"] == [{"command": "a", "commit": "x", "seeds": {
+        "WM-PPO z=16": [1], "WM-PPO z=32, alpha=0.01 (the draft's)": [1]}}]
+    again = with_recorded_seeds(merged, {"command": "c", "WM-PPO z=16": run([4], [14]),
+                                         "WM-PPO z=32, alpha=0.01 (the draft's)": run([], [])})
+    assert again["WM-PPO z=16"]["seeds"] == [1, 2, 3, 4]
+    assert again["earlier_runs"] == [merged["earlier_runs"][0],  # seed 1 stays with the run that measured it
+                                     {"command": "b", "commit": None, "seeds": {
+                                         "WM-PPO z=16": [2, 3], "WM-PPO z=32, alpha=0.01 (the draft's)": [2]}}]

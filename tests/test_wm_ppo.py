@@ -1,6 +1,7 @@
 """World-model-assisted PPO: the model learns on real MuJoCo data, its bonus has the documented
 scale, and the recipe runs end to end and resumes."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from worldkit.controllers import PPO, PPOConfig
 from worldkit.controllers.rollout import PPOHook, Rollout
@@ -111,6 +113,27 @@ def test_clip_apart_clips_the_world_model_and_the_policy_each_on_its_own():
     (policy_raw, model_raw), (policy_clipped, _) = norms[False]
     joint = (policy_raw**2 + model_raw**2) ** 0.5
     assert policy_clipped == pytest.approx(policy_raw * min(1, 0.5 / joint), rel=1e-4)
+
+
+def test_a_compiled_loss_makes_the_same_update_as_the_eager_one():
+    """compile=True fuses the minibatch loss (PPO's and the world model's); the update stays the same."""
+    envs = make_vector_env("Walker2d-v4", 1)
+    config = PPOConfig(total_steps=512, num_steps=512, num_minibatches=8, update_epochs=2)
+    before, after, losses = {}, {}, {}
+    for compiled in (False, True):
+        torch.manual_seed(0)  # the same world model
+        assist = WorldModelAssist(LatentMLPWorldModel(17, 6, latent_dim=16), alpha=0.0, clip_apart=True)
+        ppo = PPO(dataclasses.replace(config, compile=compiled), envs, [assist])
+        counters.clear()
+        before[compiled] = {k: v.clone() for k, v in ppo.agent.state_dict().items()}
+        losses[compiled] = ppo.learn(progress=False)[-1]["world_model/loss"]  # one rollout, 16 minibatches
+        after[compiled] = ppo.agent.state_dict()
+        assert bool(counters["stats"]["unique_graphs"]) == compiled  # the loss really was compiled
+    envs.close()
+    assert all(torch.equal(before[True][k], before[False][k]) for k in before[False])
+    assert all(not torch.equal(after[False][k], before[False][k]) for k in after[False] if k.endswith("weight"))
+    assert all(torch.allclose(after[True][k], after[False][k], atol=1e-5) for k in after[False])
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
 
 
 def test_wm_epochs_trains_the_world_model_in_the_first_epochs_only():

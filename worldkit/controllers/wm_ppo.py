@@ -87,7 +87,7 @@ class WorldModelAssist(nn.Module, PPOHook):
         self.wm_epochs, self._epoch = wm_epochs, 0
         world_model.requires_grad_(train_world_model)
         self.features = LatentFeatures(world_model, policy_input)
-        self.last_losses: dict[str, float] = {}
+        self.last_losses: dict[str, Tensor] = {}
 
     @property
     def name(self) -> str:
@@ -113,7 +113,7 @@ class WorldModelAssist(nn.Module, PPOHook):
             return None
         z = features[..., : self.world_model.feature_dim]  # E(s), as the actor and critic just computed it
         losses = self.world_model.losses(minibatch.obs, minibatch.actions, minibatch.next_obs, z=z)
-        self.last_losses = {k: v.item() for k, v in losses.items()}
+        self.last_losses = {k: v.detach() for k, v in losses.items()}  # .item() when logged: no sync per minibatch
         return self.beta * losses["loss"]
 
     def export_world_model(self, agent: nn.Module) -> LatentMLPWorldModel:
@@ -125,7 +125,7 @@ class WorldModelAssist(nn.Module, PPOHook):
         return exported
 
     def on_update_end(self, metrics: dict[str, float]) -> None:
-        metrics.update({f"world_model/{k}": v for k, v in self.last_losses.items()})
+        metrics.update({f"world_model/{k}": v.item() for k, v in self.last_losses.items()})
 
 
 def load_policy_with_features(policy_dir: "str | Path", world_model_dir: "str | Path",
