@@ -2,8 +2,8 @@
 
     python benchmarks/wm_overhead.py [--steps=32768] [--rounds=3]
 
-The learners run in this process, alternating, on Walker2d-v4 with the same hyperparameters and
-one torch thread; the ratio of their seconds per env step is the overhead (the paper draft claims
+The learners run alternating, each run in a fresh process (compiled code of one learner never
+sits in another's cache), on Walker2d-v4 with the same hyperparameters and one torch thread; the ratio of their seconds per env step is the overhead (the paper draft claims
 under 5%). PPO's settings are the recipe's for the env (``ppo_preset_for``). ``wm_ppo`` is the
 recipe's ``--preset=default``, read from the recipe itself; ``wm_ppo_other_epochs`` is the same with
 the world model trained in the other number of PPO's epochs (every one where the default trains it
@@ -11,7 +11,8 @@ in the first only, ``--wm_epochs=1`` where it trains in all); ``encoder_only`` h
 the actor and critic still read z = E(s), but no world-model loss is computed, which separates the
 cost of the design's deeper policy from that of training the model. Each compiles its minibatch
 loss, as the recipe's 1M-step runs do (``PPOConfig.compile``); ``ppo_eager`` and ``wm_ppo_eager``
-are PPO and the default without compiling. Also reports CPU seconds, which a busy machine distorts
+are PPO and the default without compiling. A compiled run first compiles in a short warm-up run,
+which is not timed. Also reports CPU seconds, which a busy machine distorts
 less. Writes benchmarks/results/wm_overhead.json.
 """
 
@@ -19,8 +20,10 @@ import dataclasses
 import functools
 import importlib.util
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +72,22 @@ def timed_run(method: str, config: Config, seed: int) -> dict:
             "update_seconds": sum(h["update_time"] for h in history)}
 
 
+def warmed_up_run(method: str, config: Config, seed: int) -> dict:
+    """``timed_run``, after a short untimed run that compiles the learner's loss (where it compiles)."""
+    if not method.endswith("_eager"):
+        timed_run(method, dataclasses.replace(config, steps=2048), seed=0)
+    return timed_run(method, config, seed)
+
+
 def main(config: Config) -> dict:
     runs: dict[str, list[dict]] = {"ppo": [], "wm_ppo": [], "wm_ppo_other_epochs": [], "encoder_only": [],
                                    "ppo_eager": [], "wm_ppo_eager": []}
-    for method in runs:  # compile each variant's loss once, outside the timings (a run compiles once)
-        timed_run(method, dataclasses.replace(config, steps=2048), seed=0)
-    for round_ in range(config.rounds):
-        for method, timings in runs.items():
-            timings.append(timed_run(method, config, seed=round_ + 1))
-            print(method, timings[-1], flush=True)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn, max_tasks_per_child=1) as fresh_process:
+        for round_ in range(config.rounds):
+            for method, timings in runs.items():
+                timings.append(fresh_process.submit(warmed_up_run, method, config, round_ + 1).result())
+                print(method, timings[-1], flush=True)
     per_step = {m: float(np.median([r["seconds"] / r["steps"] for r in rs])) for m, rs in runs.items()}
     cpu_per_step = {m: float(np.median([r["cpu_seconds"] / r["steps"] for r in rs])) for m, rs in runs.items()}
     result = {

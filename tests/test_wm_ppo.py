@@ -118,17 +118,18 @@ def test_clip_apart_clips_the_world_model_and_the_policy_each_on_its_own():
 def test_a_compiled_loss_makes_the_same_update_as_the_eager_one():
     """compile=True fuses the minibatch loss (PPO's and the world model's); the update stays the same."""
     envs = make_vector_env("Walker2d-v4", 1)
-    config = PPOConfig(total_steps=512, num_steps=512, num_minibatches=8, update_epochs=2)
+    config = PPOConfig(total_steps=512, num_steps=512, num_minibatches=8, update_epochs=3)
     before, after, losses = {}, {}, {}
     for compiled in (False, True):
         torch.manual_seed(0)  # the same world model
-        assist = WorldModelAssist(LatentMLPWorldModel(17, 6, latent_dim=16), alpha=0.0, clip_apart=True)
+        assist = WorldModelAssist(LatentMLPWorldModel(17, 6, latent_dim=16), alpha=0.0, clip_apart=True, wm_epochs=2)
         ppo = PPO(dataclasses.replace(config, compile=compiled), envs, [assist])
         counters.clear()
         before[compiled] = {k: v.clone() for k, v in ppo.agent.state_dict().items()}
-        losses[compiled] = ppo.learn(progress=False)[-1]["world_model/loss"]  # one rollout, 16 minibatches
+        losses[compiled] = ppo.learn(progress=False)[-1]["world_model/loss"]  # one rollout, 24 minibatches
         after[compiled] = ppo.agent.state_dict()
-        assert bool(counters["stats"]["unique_graphs"]) == compiled  # the loss really was compiled
+        # compiled, in two versions: with the world model's loss (epochs 0, 1) and without (epoch 2)
+        assert counters["stats"]["unique_graphs"] == (2 if compiled else 0)
     envs.close()
     assert all(torch.equal(before[True][k], before[False][k]) for k in before[False])
     assert all(not torch.equal(after[False][k], before[False][k]) for k in after[False] if k.endswith("weight"))

@@ -84,7 +84,7 @@ class WorldModelAssist(nn.Module, PPOHook):
             raise ValueError(f"policy_input must be 'z' or 'z_and_s', got {policy_input!r}")
         self.world_model, self.alpha, self.beta = world_model, alpha, beta
         self.train_world_model, self.clip_apart = train_world_model, clip_apart
-        self.wm_epochs, self._epoch = wm_epochs, 0
+        self.wm_epochs, self._learns_this_epoch = wm_epochs, True
         world_model.requires_grad_(train_world_model)
         self.features = LatentFeatures(world_model, policy_input)
         self.last_losses: dict[str, Tensor] = {}
@@ -104,12 +104,13 @@ class WorldModelAssist(nn.Module, PPOHook):
         return self.alpha * error.view(steps)
 
     def on_epoch_start(self, epoch: int) -> None:
-        self._epoch = epoch
+        # a flag, not the epoch: a compiled loss is specialised on it, so two versions rather than one per epoch
+        self._learns_this_epoch = self.wm_epochs is None or epoch < self.wm_epochs
 
     def auxiliary_loss(self, minibatch: Rollout, features: Tensor) -> Tensor | None:
         if self.beta == 0 or not self.train_world_model:
             return None
-        if self.wm_epochs is not None and self._epoch >= self.wm_epochs:
+        if not self._learns_this_epoch:
             return None
         z = features[..., : self.world_model.feature_dim]  # E(s), as the actor and critic just computed it
         losses = self.world_model.losses(minibatch.obs, minibatch.actions, minibatch.next_obs, z=z)
