@@ -71,11 +71,17 @@ def _status(seeds: int, wanted: int, met: bool) -> str:
 def _source(results: dict, name: str) -> str:
     command = results.get("command", f"python benchmarks/{name}.py")
     commit = results.get("commit")
-    earlier = "".join(f" (seeds {', '.join(map(str, run['seeds']))}: `{run['command']}`"
-                      + (f", commit `{run['commit'][:8]}`)" if run.get("commit") else ")")
-                      for run in results.get("earlier_runs", []))
+    earlier = "".join(_earlier_run(run) for run in results.get("earlier_runs", []))
     return (f"`{command}` → `benchmarks/results/{name}.json`" + (f", commit `{commit[:8]}`" if commit else "")
             + earlier)
+
+
+def _earlier_run(run: dict) -> str:
+    """Which recorded seeds (a list, or a list per variant) an earlier run measured, and its command."""
+    seeds = run["seeds"]  # per variant where a file holds several: the JSON lists them
+    listed = f"seeds {', '.join(map(str, seeds))}" if isinstance(seeds, list) else "seeds of earlier runs"
+    by = f"`{run['command']}`" if run.get("command") else "a run that did not record its command"
+    return f" ({listed}: {by}" + (f", commit `{run['commit'][:8]}`)" if run.get("commit") else ")")
 
 
 # ---------------------------------------------------------------------------------------- goals
@@ -370,7 +376,7 @@ def _eager_rows(results: dict) -> list[str]:
     if "eager_ratio" not in results:
         return []
     speedup = results["compile_speedup"]
-    return [f"| WM-assisted PPO against PPO, neither compiled (`--ppo.compile=False`) | {results['eager_ratio']:.2f}× |",
+    return [f"| the same two, neither compiled (`--ppo.compile=False`) | {results['eager_ratio']:.2f}× |",
             "", (f"Compiling the minibatch loss makes PPO {speedup['ppo']:.2f}× and the WM-assisted default "
                  f"{speedup['wm_ppo']:.2f}× faster per env step.")]
 
