@@ -125,7 +125,11 @@ def with_recorded_seeds(old: dict, new: dict) -> dict:
         for key in ("seeds", "final_train", "final_eval", "curves"):
             if len(run[key]) == len(order):  # curves: where every seed has one
                 run[key] = [run[key][i] for i in order]
-    earlier = list(old.get("earlier_runs", []))
+    earlier = []  # the earlier runs' seeds that are still kept, each with the run that measured it
+    for run in old.get("earlier_runs", []):
+        seeds = {label: [s for s in seeds if s in kept.get(label, [])] for label, seeds in run["seeds"].items()}
+        if any(seeds.values()):
+            earlier.append({**run, "seeds": {label: s for label, s in seeds.items() if s}})
     if kept:
         print(f"kept from the recorded results (their run folders are absent): {kept}")
         credited = {(label, seed) for run in earlier for label, seeds in run["seeds"].items() for seed in seeds}

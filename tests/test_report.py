@@ -74,3 +74,8 @@ def test_ablation_seeds_recorded_earlier_are_kept_per_variant():
     assert again["earlier_runs"] == [merged["earlier_runs"][0],  # seed 1 stays with the run that measured it
                                      {"command": "b", "commit": None, "seeds": {
                                          "WM-PPO z=16": [2, 3], "WM-PPO z=32, alpha=0.01 (the draft's)": [2]}}]
+    rerun = with_recorded_seeds(again, {"command": "d", "WM-PPO z=16": run([1], [15]),
+                                        "WM-PPO z=32, alpha=0.01 (the draft's)": run([1], [25])})
+    assert rerun["WM-PPO z=16"]["final_train"] == [15, 12, 13, 14]
+    assert rerun["earlier_runs"] == [again["earlier_runs"][1], {"command": "c", "commit": None,  # seed 1 re-run: d's
+                                                                "seeds": {"WM-PPO z=16": [4]}}]
