@@ -3,8 +3,8 @@
     python benchmarks/wm_overhead.py [--steps=32768] [--rounds=3]
 
 The learners run alternating, each run in a fresh process (compiled code of one learner never
-sits in another's cache), on Walker2d-v4 with the same hyperparameters and one torch thread; the ratio of their seconds per env step is the overhead (the paper draft claims
-under 5%). PPO's settings are the recipe's for the env (``ppo_preset_for``). ``wm_ppo`` is the
+sits in another's cache), on Walker2d-v4 with the same hyperparameters and one torch thread; the
+ratio of their seconds per env step is the overhead (the paper draft claims under 5%). PPO's settings are the recipe's for the env (``ppo_preset_for``). ``wm_ppo`` is the
 recipe's ``--preset=default``, read from the recipe itself; ``wm_ppo_other_epochs`` is the same with
 the world model trained in the other number of PPO's epochs (every one where the default trains it
 in the first only, ``--wm_epochs=1`` where it trains in all); ``encoder_only`` has beta = alpha = 0:
@@ -12,8 +12,8 @@ the actor and critic still read z = E(s), but no world-model loss is computed, w
 cost of the design's deeper policy from that of training the model. Each compiles its minibatch
 loss, as the recipe's 1M-step runs do (``PPOConfig.compile``); ``ppo_eager`` and ``wm_ppo_eager``
 are PPO and the default without compiling. A compiled run first compiles in a short warm-up run,
-which is not timed. Also reports CPU seconds, which a busy machine distorts
-less. Writes benchmarks/results/wm_overhead.json.
+which is not timed. Also reports CPU seconds, which a busy machine distorts less. Writes
+benchmarks/results/wm_overhead.json.
 """
 
 import dataclasses
