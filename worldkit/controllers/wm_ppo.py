@@ -114,7 +114,8 @@ class WorldModelAssist(nn.Module, PPOHook):
             return None
         z = features[..., : self.world_model.feature_dim]  # E(s), as the actor and critic just computed it
         losses = self.world_model.losses(minibatch.obs, minibatch.actions, minibatch.next_obs, z=z)
-        self.last_losses = {k: v.detach() for k, v in losses.items()}  # .item() when logged: no sync per minibatch
+        # .item() only when logged: here it would split a compiled loss in two
+        self.last_losses = {k: v.detach() for k, v in losses.items()}
         return self.beta * losses["loss"]
 
     def export_world_model(self, agent: nn.Module) -> LatentMLPWorldModel:
