@@ -805,13 +805,30 @@ FIGURES: tuple[Callable[[], "Path | list[Path] | None"], ...] = (wm_ppo_profile,
 
 # ---------------------------------------------------------------------------------------- pages
 
+def _blank_repeats(text: str) -> str:
+    """Markdown tables with a row's first cell left empty where it repeats the row above's, so that
+    groups of rows (one env, one device) read at a glance."""
+    lines, above = text.split("\n"), None
+    for i, line in enumerate(lines):
+        cells = line.split(" | ", 1)
+        if not line.startswith("| ") or len(cells) < 2 or line.startswith("| ---") or (
+                i + 1 < len(lines) and lines[i + 1].startswith("| ---")):  # not a table's data row
+            above = None
+            continue
+        first = cells[0][2:]
+        if first == above:
+            lines[i] = "|  | " + cells[1]
+        above = first
+    return "\n".join(lines)
+
+
 def render(text: str, sections: dict[str, Callable[[], str]] = SECTIONS) -> str:
     """``text`` with every generated part replaced by what its section gives now."""
     def fill(match: re.Match) -> str:
         name = match.group(1)
         if name not in sections:
             raise ValueError(f"no section {name!r} in benchmarks/report.py (known: {', '.join(sections)})")
-        return f"<!-- report:{name} -->\n{sections[name]().strip()}\n<!-- /report:{name} -->"
+        return f"<!-- report:{name} -->\n{_blank_repeats(sections[name]().strip())}\n<!-- /report:{name} -->"
 
     return re.sub(r"<!-- report:(\w+) -->.*?<!-- /report:\1 -->", fill, text, flags=re.DOTALL)
 

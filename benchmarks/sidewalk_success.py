@@ -1,12 +1,13 @@
 """World Models on MiniWorld Sidewalk (recipes/miniworld_cmaes.py at its defaults), success rate per seed.
 
     python benchmarks/sidewalk_success.py                        # from scratch, seeds 0-4
+    python benchmarks/sidewalk_success.py --seeds 0 1 --jobs=2   # two seeds at once, one core each
     python benchmarks/sidewalk_success.py --pretrained=True      # with the shipped V and M
     python benchmarks/sidewalk_success.py --report_only=True     # report from the runs on disk
 
 Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; finished runs are skipped and
 killed ones resume. Protocol: the recipe's chosen controller in 100 real episodes (reset seeds
-10,000 + k), success = the box reached; the wall-clock of each seed. Writes
+100,000 + 1,000·k), success = the box reached; the wall-clock of each seed. Writes
 benchmarks/results/sidewalk_from_scratch.json (or sidewalk_pretrained.json).
 """
 
@@ -28,6 +29,8 @@ class Config:
     pretrained: bool = False
     """reuse the shipped V and M (checkpoints/sidewalk-vae, sidewalk-mdnrnn) instead of training them"""
     run_dir: str = "benchmarks/runs/sidewalk_success"
+    jobs: int = 1
+    """seeds run at once, each in its own process with one torch thread"""
     report_only: bool = False
 
 
@@ -59,7 +62,7 @@ def report(config: Config) -> dict:
             if (_folder(config, seed) / f"Sidewalk-seed{seed}" / "evaluation.json").exists()]
     evaluations = [json.loads((folder / f"Sidewalk-seed{seed}" / "evaluation.json").read_text()) for seed, folder in done]
     results = {**provenance(), "pretrained": config.pretrained,
-               "protocol": "the chosen controller, 100 real episodes from reset seeds 10,000 + seed; success = box reached",
+               "protocol": "the chosen controller, 100 real episodes from reset seeds 100,000 + 1,000·seed; success = box reached",
                "seeds": [seed for seed, _ in done],
                "per_seed": [e["real"]["success_rate"] for e in evaluations],
                "dream_return_per_seed": [e["dream"]["mean_return"] for e in evaluations],

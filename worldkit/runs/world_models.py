@@ -55,8 +55,9 @@ from worldkit.training import TrainerConfig, make_trainer
 
 PRETRAINED_VAE, PRETRAINED_MDNRNN = "sidewalk-vae", "sidewalk-mdnrnn"
 """the shipped V and M (checkpoints/<name>/), which --pretrained reuses"""
-SELECTION_SEEDS, EVALUATION_SEEDS = 50_000, 10_000
-"""first real-env seeds of the controller selection (plus 1000 per run seed) and of the evaluation (plus the seed)"""
+SELECTION_SEEDS, EVALUATION_SEEDS = 50_000, 100_000
+"""first real-env seeds of the controller selection and of the evaluation, each plus 1000 per run seed: every
+run seed is evaluated on its own episodes, none of which any of the recipe's settings was chosen on"""
 
 
 @dataclass
@@ -347,7 +348,7 @@ def stage_evaluate(config: WorldModelsConfig, world_model: VAEMDNWorldModel, con
     starts = select_state(start_states, torch.randint(len(latents), (config.dream_eval_rollouts,), generator=generator))
     dream = imagine(world_model, starts, controller.act, cmaes.horizon, temperature=cmaes.temperature,
                             generator=generator)
-    real = evaluate_in_env(world_model, controller, env, config.eval_episodes, seed=EVALUATION_SEEDS + seed,
+    real = evaluate_in_env(world_model, controller, env, config.eval_episodes, seed=EVALUATION_SEEDS + 1000 * seed,
                            workers=config.eval_workers, size=config.frame_size, progress=config.progress,
                            **_escape(config))
     data_successes = [succeeded(e) for e in latents.episodes]
