@@ -11,6 +11,10 @@ untrained weights, since speed does not depend on them, or a trained checkpoint)
   world model's features (V encodes each frame, M steps its LSTM), as an evaluation worker
   runs it (one torch thread).
 
+The dream's rate is also given in GFLOP/s (every weight matrix of M and C is used once per row and
+step) beside a large matrix product's rate at the same thread count: how close the dream runs to
+what the core sustains on that arithmetic.
+
 Each rate comes with the CPU time it used, so rates compare per core on a shared machine; each
 is the median of ``--repeats`` timed runs after one warm-up.
 
@@ -77,6 +81,28 @@ def dream_rate(world_model: VAEMDNWorldModel, population: int, rollouts: int, ho
             **timed(run, repeats)}
 
 
+def flops_per_latent_step(world_model: VAEMDNWorldModel) -> int:
+    """Multiply-adds x 2 of one dreamed step of one row: every weight matrix of M (LSTM, mixture head,
+    outcome MLP) and the linear controller is used once per step, so the count is their size; the
+    elementwise work beside them is small. Divided into a measured rate, it says how close the dream
+    runs to the core's arithmetic peak."""
+    matrices = sum(p.numel() for name, p in world_model.mdnrnn.named_parameters() if "weight" in name)
+    return 2 * (matrices + world_model.feature_dim * 3)
+
+
+def matmul_rate(repeats: int, size: int = 1024) -> float:
+    """GFLOP/s of a large float32 matrix product at the current thread count: what the cores sustain
+    on the dream's kind of arithmetic, to compare the dream's rate with."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+
+    def run() -> int:
+        for _ in range(8):
+            a @ b
+        return 8
+
+    return timed(run, repeats)["steps_per_s"] * 2 * size**3 / 1e9
+
+
 def env_rate(steps: int, repeats: int, world_model: VAEMDNWorldModel | None = None) -> dict:
     """Bare Sidewalk steps with random actions, or steps chosen by a controller on [z, h]."""
     env = make_env(ENV, seed=0)
@@ -121,10 +147,16 @@ def main() -> None:
     default_threads, dream = torch.get_num_threads(), []
     for threads in sorted({default_threads, 1}, reverse=True):
         torch.set_num_threads(threads)
-        dream += [{"threads": threads, **dream_rate(world_model, population, rollouts, horizon, repeats)}
-                  for population, rollouts in ((32, 16), (64, 32), (128, 64))]
+        matmul = matmul_rate(repeats)
+        dream += [{"threads": threads, **dream_rate(world_model, population, rollouts, horizon, repeats),
+                   "matmul_gflop_per_s": matmul}
+                  for population, rollouts in ((32, 16), (64, 16), (64, 32), (128, 64))]  # (64, 16): the recipe's
     real = {"bare": env_rate(env_steps, repeats), "with_world_model": env_rate(env_steps // 2, repeats, world_model)}
     torch.set_num_threads(default_threads)
+    flops = flops_per_latent_step(world_model)
+    for row in dream:
+        row["gflop_per_s"] = row["steps_per_s"] * flops / 1e9
+        row["share_of_matmul_rate"] = row["gflop_per_s"] / row["matmul_gflop_per_s"]
     best = max(dream, key=lambda row: row["steps_per_s"])
     prov = provenance()
     results = {
@@ -134,7 +166,8 @@ def main() -> None:
                     "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()},
         "world_model": {"checkpoint": args.checkpoint, "hparams": world_model.hparams,
                         "mdnrnn_parameters": sum(p.numel() for p in world_model.mdnrnn.parameters()),
-                        "vae_parameters": sum(p.numel() for p in world_model.vae.parameters())},
+                        "vae_parameters": sum(p.numel() for p in world_model.vae.parameters()),
+                        "flops_per_latent_step": flops},
         "goal_latent_steps_per_s": GOAL_LATENT_STEPS_PER_S,
         "dream": dream,
         "real_env": real,
@@ -143,11 +176,11 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print("| what | torch threads | batch | steps/s | cores | steps per core-s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| what | torch threads | batch | steps/s | cores | steps per core-s | GFLOP/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in dream:
         print(f"| dream (CMA-ES population x rollouts) | {row['threads']} | {row['batch']} | {row['steps_per_s']:,.0f} "
-              f"| {row['cores']:.2f} | {row['steps_per_core_s']:,.0f} |")
+              f"| {row['cores']:.2f} | {row['steps_per_core_s']:,.0f} | {row['gflop_per_s']:.0f} |")
     for name, row in real.items():
         print(f"| {ENV} {name.replace('_', ' ')} | 1 | 1 | {row['steps_per_s']:,.0f} | {row['cores']:.2f} "
               f"| {row['steps_per_core_s']:,.0f} |")

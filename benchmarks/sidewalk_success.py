@@ -52,22 +52,41 @@ def run_seed(config: Config, seed: int) -> None:
     with open(folder / "recipe.log", "a") as log:
         print("start", " ".join(command[1:]), flush=True)
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
-    seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start}))
+    seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start, "jobs": config.jobs}))
     if result.returncode:
         raise SystemExit(f"seed {seed} failed (exit {result.returncode}); its log: {folder / 'recipe.log'}")
+
+
+def _selection(run: Path) -> dict:
+    """Each stage's real success in the selection episodes and the chosen stage ("." is the first
+    search, "round<i>" the rounds), with the real episodes each stage's world model had seen."""
+    if not (run / "selection.json").exists():  # a run without rounds or selection keeps its only stage
+        return {"chosen": ".", "stages": {}}
+    selection = json.loads((run / "selection.json").read_text())
+    stages, seen = {}, 0
+    for name, score in selection["stages"].items():
+        seen += len(list((run / name / "store").glob("*.npz")))
+        stages[name] = {"success_rate": score["success_rate"], "real_episodes": seen}
+    return {"chosen": selection["chosen"], "stages": stages}
 
 
 def report(config: Config) -> dict:
     done = [(seed, _folder(config, seed)) for seed in config.seeds
             if (_folder(config, seed) / f"Sidewalk-seed{seed}" / "evaluation.json").exists()]
     evaluations = [json.loads((folder / f"Sidewalk-seed{seed}" / "evaluation.json").read_text()) for seed, folder in done]
+    selections = [_selection(folder / f"Sidewalk-seed{seed}") for seed, folder in done]
     results = {**provenance(), "pretrained": config.pretrained,
                "protocol": "the chosen controller, 100 real episodes from reset seeds 100,000 + 1,000·seed; success = box reached",
                "seeds": [seed for seed, _ in done],
                "per_seed": [e["real"]["success_rate"] for e in evaluations],
                "dream_return_per_seed": [e["dream"]["mean_return"] for e in evaluations],
+               "chosen_stage_per_seed": [selection["chosen"] for selection in selections],
+               "selection_protocol": "each stage's controller in 50 real episodes from reset seeds 50,000 + 1,000·seed",
+               "stages_per_seed": [selection["stages"] for selection in selections],
                "minutes_per_seed": [round(json.loads((folder / "seconds.json").read_text())["seconds"] / 60, 1)
                                     for _, folder in done]}
+    results["seeds_at_once_per_seed"] = [json.loads((folder / "seconds.json").read_text()).get("jobs", config.jobs)
+                                         for _, folder in done]  # two at once share the cores and take longer
     results["hours_per_seed"] = [round(minutes / 60, 3) for minutes in results["minutes_per_seed"]]
     return write_results("sidewalk_pretrained" if config.pretrained else "sidewalk_from_scratch", results, "Sidewalk")
 

@@ -79,3 +79,13 @@ def test_ablation_seeds_recorded_earlier_are_kept_per_variant():
     assert rerun["WM-PPO z=16"]["final_train"] == [15, 12, 13, 14]
     assert rerun["earlier_runs"] == [again["earlier_runs"][1], {"command": "c", "commit": None,  # seed 1 re-run: d's
                                                                 "seeds": {"WM-PPO z=16": [4]}}]
+
+
+def test_a_table_leaves_a_repeated_first_cell_empty_and_nothing_else():
+    report = load_report()
+    table = "\n".join(["text | with a bar", "", "| env | method |", "| --- | --- |", "| Hopper | ppo |",
+                       "| Hopper | wm_ppo |", "| Walker | ppo |", "| Walker | wm_ppo |", "", "| env | x |", "| --- | --- |",
+                       "| Walker | 1 |"])
+    assert report._blank_repeats(table).split("\n") == [
+        "text | with a bar", "", "| env | method |", "| --- | --- |", "| Hopper | ppo |", "|  | wm_ppo |",
+        "| Walker | ppo |", "|  | wm_ppo |", "", "| env | x |", "| --- | --- |", "| Walker | 1 |"]
