@@ -122,8 +122,10 @@ def _with_recorded_seeds(old: dict, new: dict) -> dict:
 
 
 def _same_values(old: dict, new: dict) -> bool:
-    """Whether a results file already records ``new``'s seeds and values (only its provenance would change)."""
-    return all(old.get(key) == new.get(key) for key in ("seeds", "per_seed", "hours_per_seed", "protocol", "stats"))
+    """Whether a results file already records everything ``new`` holds (only its provenance would change)."""
+    provenance_keys = {"command", "commit", "uncommitted_changes", "machine", "earlier_runs"}
+    return all(json.loads(json.dumps(old.get(key))) == json.loads(json.dumps(new.get(key)))
+               for key in set(old) | set(new) if key not in provenance_keys)
 
 
 def seed_by_seed(config, run_seed, report) -> None:

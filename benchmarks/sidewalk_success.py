@@ -2,6 +2,7 @@
 
     python benchmarks/sidewalk_success.py                        # from scratch, seeds 0-4
     python benchmarks/sidewalk_success.py --seeds 0 1 --jobs=2   # two seeds at once, one core each
+    python benchmarks/sidewalk_success.py --seeds 2 --threads=0  # one seed on every core
     python benchmarks/sidewalk_success.py --pretrained=True      # with the shipped V and M
     python benchmarks/sidewalk_success.py --report_only=True     # report from the runs on disk
 
@@ -30,7 +31,9 @@ class Config:
     """reuse the shipped V and M (checkpoints/sidewalk-vae, sidewalk-mdnrnn) instead of training them"""
     run_dir: str = "benchmarks/runs/sidewalk_success"
     jobs: int = 1
-    """seeds run at once, each in its own process with one torch thread"""
+    """seeds run at once, each in its own process"""
+    threads: int = 1
+    """the recipe's torch threads (0: torch's default, every core); with jobs > 1, keep 1"""
     report_only: bool = False
 
 
@@ -45,14 +48,16 @@ def run_seed(config: Config, seed: int) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(ROOT / "recipes" / "miniworld_cmaes.py"), "--seeds", str(seed),
-               f"--pretrained={config.pretrained}", f"--run_dir={folder}", "--progress=False", "--wandb_mode=disabled"]
+               f"--pretrained={config.pretrained}", f"--threads={config.threads}", f"--run_dir={folder}",
+               "--progress=False", "--wandb_mode=disabled"]
     seconds_file = folder / "seconds.json"
     spent = json.loads(seconds_file.read_text())["seconds"] if seconds_file.exists() else 0.0
     start = time.monotonic()
     with open(folder / "recipe.log", "a") as log:
         print("start", " ".join(command[1:]), flush=True)
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
-    seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start, "jobs": config.jobs}))
+    seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start, "jobs": config.jobs,
+                                         "threads": config.threads}))
     if result.returncode:
         raise SystemExit(f"seed {seed} failed (exit {result.returncode}); its log: {folder / 'recipe.log'}")
 
@@ -85,6 +90,8 @@ def report(config: Config) -> dict:
                "stages_per_seed": [selection["stages"] for selection in selections],
                "minutes_per_seed": [round(json.loads((folder / "seconds.json").read_text())["seconds"] / 60, 1)
                                     for _, folder in done]}
+    results["threads_per_seed"] = [json.loads((folder / "seconds.json").read_text()).get("threads", 1)
+                                   for _, folder in done]
     results["seeds_at_once_per_seed"] = [json.loads((folder / "seconds.json").read_text()).get("jobs", config.jobs)
                                          for _, folder in done]  # two at once share the cores and take longer
     results["hours_per_seed"] = [round(minutes / 60, 3) for minutes in results["minutes_per_seed"]]
