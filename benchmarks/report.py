@@ -605,6 +605,14 @@ def dream_ppo() -> str:
     return "\n".join(lines)
 
 
+def _sharing(results: dict, i: int) -> str:
+    """How seed ``i`` shared the machine: alone or beside other seeds, and its torch threads."""
+    together = results.get("seeds_at_once_per_seed", [1] * len(results["seeds"]))[i]
+    threads = results.get("threads_per_seed", [1] * len(results["seeds"]))[i]
+    return (("alone" if together == 1 else f"{together} seeds at once") + ", "
+            + ("torch's default threads" if threads == 0 else f"{threads} thread{'s' * (threads > 1)}"))
+
+
 def sidewalk() -> str:
     """World Models on Sidewalk from scratch, per seed: the chosen controller's real success, and each
     stage's in the selection episodes."""
@@ -617,12 +625,12 @@ def sidewalk() -> str:
     lines = [f"{_source(results, 'sidewalk_from_scratch')}. Protocol: {results['protocol']}; selection: "
              f"{results['selection_protocol']}.", "",
              "| seed | success | chosen stage | selection success: " + " / ".join(names[n] for n in stages)
-             + " | minutes (seeds at once) |", "| ---: | ---: | --- | --- | ---: |"]
+             + " | minutes |", "| ---: | ---: | --- | --- | ---: |"]
     for i, seed in enumerate(results["seeds"]):
         by_stage = results["stages_per_seed"][i]
         lines.append(f"| {seed} | {results['per_seed'][i]:.0%} | {names[results['chosen_stage_per_seed'][i]]} | "
                      + " / ".join(f"{by_stage[n]['success_rate']:.0%}" if n in by_stage else "-" for n in stages)
-                     + f" | {results['minutes_per_seed'][i]:.0f} ({results.get('seeds_at_once_per_seed', [1] * (i + 1))[i]}) |")
+                     + f" | {results['minutes_per_seed'][i]:.0f} ({_sharing(results, i)}) |")
     rates = [100 * rate for rate in results["per_seed"]]
     lines.append(f"| IQM [95% CI] | {_summary(rates)}% | | | |")
     return "\n".join(lines)
@@ -818,15 +826,17 @@ def wm_ppo_default_curves() -> list[Path]:
 
 def sidewalk_curve() -> Path | None:
     """World Models from scratch on Sidewalk: each stage's real success in the selection episodes
-    against the real episodes its world model had seen, mean and 95% band over seeds."""
+    against the real episodes its world model had seen, per seed and their mean with a 95% band."""
     from worldkit.plots import learning_curves
 
     results = _load("sidewalk_from_scratch")
     if not results or len(results["per_seed"]) < 2:
         return None
-    curves = [([stage["real_episodes"] for stage in seed.values()], [100 * stage["success_rate"] for stage in seed.values()])
-              for seed in results["stages_per_seed"] if seed]
-    return learning_curves({"World Models, from scratch": curves}, ROOT / "docs" / "img" / "sidewalk_from_scratch.png",
+    curves = {f"seed {seed}": [([stage["real_episodes"] for stage in stages.values()],
+                                [100 * stage["success_rate"] for stage in stages.values()])]
+              for seed, stages in zip(results["seeds"], results["stages_per_seed"]) if stages}
+    curves["mean of seeds"] = [run for runs in list(curves.values()) for run in runs]
+    return learning_curves(curves, ROOT / "docs" / "img" / "sidewalk_from_scratch.png",
                            title="Sidewalk: success of each stage's controller in its selection episodes",
                            ylabel="success rate (%)", xlabel="real episodes its world model was trained on")
 
