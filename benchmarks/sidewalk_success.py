@@ -95,7 +95,27 @@ def report(config: Config) -> dict:
     results["seeds_at_once_per_seed"] = [json.loads((folder / "seconds.json").read_text()).get("jobs", config.jobs)
                                          for _, folder in done]  # two at once share the cores and take longer
     results["hours_per_seed"] = [round(minutes / 60, 3) for minutes in results["minutes_per_seed"]]
+    if not config.pretrained and len(done) > 1:
+        rates = results["per_seed"]
+        for kind, seed in (("best", results["seeds"][rates.index(max(rates))]),
+                           ("worst", results["seeds"][rates.index(min(rates))])):
+            _real_and_dream_strip(_folder(config, seed) / f"Sidewalk-seed{seed}" / "real_vs_dream.gif",
+                                  ROOT / "docs" / "img" / f"sidewalk_from_scratch_{kind}.png")
     return write_results("sidewalk_pretrained" if config.pretrained else "sidewalk_from_scratch", results, "Sidewalk")
+
+
+def _real_and_dream_strip(gif: Path, path: Path, frames: int = 8) -> None:
+    """Evenly spaced frames of a run's real-vs-dream animation as a still: the real episode on top,
+    the dream from the same first frame under the same controller below (black once it ended)."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    from worldkit.plots import frame_grid
+
+    animation = iio.imread(gif)[:, ::3, ::3]  # the animation is drawn 3x enlarged
+    picked = animation[np.linspace(0, len(animation) - 1, frames).astype(int)]
+    half = picked.shape[2] // 2
+    frame_grid([picked[:, :, :half], picked[:, :, half:]], path, upscale=2)
 
 
 if __name__ == "__main__":
