@@ -368,7 +368,7 @@ def wm_overhead() -> str:
     if results is None:
         return "Not measured yet: `python benchmarks/wm_overhead.py`."
     return "\n".join([(f"{_source(results, 'wm_overhead')}; medians of {results['rounds']} alternating rounds of "
-                      f"{results['steps_per_run']:,} steps on {results['env']}, one torch thread."), "",
+                      f"{results['steps_per_run']:,} steps on {results['env']}, each run in a fresh process, one torch thread."), "",
                       "| learner | wall-clock per env step, ratio to PPO |", "| --- | ---: |",
                       f"| WM-assisted PPO, the recipe's default | {results['ratio']:.2f}× |",
                       f"| of which rollouts / updates | {results['rollout_ratio']:.2f}× / {results['update_ratio']:.2f}× |",
@@ -599,9 +599,9 @@ def dream_ppo() -> str:
         nearest = [min(zip(*curve), key=lambda row: abs(row[0] - steps)) for curve in ppo]
         values = [value for _, value in nearest]
         at = sorted({step for step, _ in nearest})
-        lines += ["", (f"Our model-free PPO's deterministic evaluation at {', '.join(f'{s:,}' for s in at)} real steps "
-                       f"(its seeds 1-{len(values)}, 5 episodes each, `wm_ppo_default_vs_ppo.json`; not the same seeds "
-                       f"or episode count as above): {', '.join(f'{v:,.0f}' for v in values)}; IQM {_summary(values)}.")]
+        lines += ["", (f"Model-free PPO's deterministic evaluation at {', '.join(f'{s:,}' for s in at)} real steps "
+                       f"(`wm_ppo_default_vs_ppo.json`, its seeds 1-{len(values)}, 5 episodes each): "
+                       f"{', '.join(f'{v:,.0f}' for v in values)}; IQM {_summary(values)}.")]
     return "\n".join(lines)
 
 
@@ -611,6 +611,22 @@ def _sharing(results: dict, i: int) -> str:
     threads = results.get("threads_per_seed", [1] * len(results["seeds"]))[i]
     return (("alone" if together == 1 else f"{together} seeds at once") + ", "
             + ("torch's default threads" if threads == 0 else f"{threads} thread{'s' * (threads > 1)}"))
+
+
+def sidewalk_seeds() -> str:
+    """World Models on Sidewalk from scratch, per seed: the chosen controller's real success (the
+    short table of docs/benchmarks.md; docs/world_models.md has each stage's)."""
+    results = _load("sidewalk_from_scratch")
+    if not results or not results["per_seed"]:
+        return "Not measured yet: `python benchmarks/sidewalk_success.py`."
+    lines = [f"`benchmarks/results/sidewalk_from_scratch.json`; protocol, command and each stage's success in "
+             "[World Models](world_models.md#what-it-reaches-and-what-matters).", "",
+             "| seed | success | minutes |", "| ---: | ---: | ---: |"]
+    lines += [f"| {seed} | {rate:.0%} | {minutes:.0f} ({_sharing(results, i)}) |"
+              for i, (seed, rate, minutes) in enumerate(zip(results["seeds"], results["per_seed"],
+                                                            results["minutes_per_seed"]))]
+    lines.append(f"| IQM [95% CI] | {_summary([100 * rate for rate in results['per_seed']])}% | |")
+    return "\n".join(lines)
 
 
 def sidewalk() -> str:
@@ -726,6 +742,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "dreamer_update_time": dreamer_update_time,
     "dreamer_returns": dreamer_returns, "sheeprl": sheeprl, "open_loop": open_loop,
     "imagination_throughput": imagination_throughput, "dream_ppo": dream_ppo, "collection": collection, "sidewalk": sidewalk,
+    "sidewalk_seeds": sidewalk_seeds,
     "pluggable_dreaming": pluggable_dreaming, "wm_ppo_clip": wm_ppo_clip, "wm_ppo_epochs": wm_ppo_epochs, "wm_grad_norms": wm_grad_norms,
     "what_works": what_works,
 }
