@@ -609,8 +609,8 @@ def _sharing(results: dict, i: int) -> str:
     """How seed ``i`` shared the machine: alone or beside other seeds, and its torch threads."""
     together = results.get("seeds_at_once_per_seed", [1] * len(results["seeds"]))[i]
     threads = results.get("threads_per_seed", [1] * len(results["seeds"]))[i]
-    return (("alone" if together == 1 else f"{together} seeds at once") + ", "
-            + ("torch's default threads" if threads == 0 else f"{threads} thread{'s' * (threads > 1)}"))
+    return (("alone" if together == 1 else f"{together} at once") + ", "
+            + ("every core" if threads == 0 else f"{threads} thread{'s' * (threads > 1)}"))
 
 
 def sidewalk_seeds() -> str:
