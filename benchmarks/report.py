@@ -160,10 +160,10 @@ def _world_models_goal_rows() -> list[str]:
     speed = _load("dream_speed")
     if speed:
         best = {t: max((r for r in speed["dream"] if r["threads"] == t), key=lambda r: r["steps_per_s"]) for t in (1, 2)}
-        arithmetic = (f": {best[1]['gflop_per_s']:.0f} GFLOP/s, {best[1]['share_of_matmul_rate']:.0%} of one core's rate "
-                      f"on a large matrix product" if "gflop_per_s" in best[1] else "")
+        arithmetic = (f" ({best[1]['gflop_per_s']:.0f} GFLOP/s, {best[1]['share_of_matmul_rate']:.0%} of a large matrix "
+                      f"product's rate)" if "gflop_per_s" in best[1] else "")
         rows.append(f"| World Models, Sidewalk | dream ≥ 100,000 latent steps/s with the recipe's one torch thread | "
-                    f"{best[1]['steps_per_s']:,.0f}{arithmetic} ({best[2]['steps_per_s']:,.0f} on two threads) | "
+                    f"{best[1]['steps_per_s']:,.0f}{arithmetic}; {best[2]['steps_per_s']:,.0f} on two threads | "
                     f"{'met' if best[1]['steps_per_s'] >= 1e5 else '**not met**'} |")
     success, goal = _load("sidewalk_from_scratch"), ("≥ 80% success (100 real episodes) on each of 5 seeds, from "
                                                      "scratch, ≤ 45 min a seed")
@@ -619,7 +619,7 @@ def sidewalk_seeds() -> str:
     results = _load("sidewalk_from_scratch")
     if not results or not results["per_seed"]:
         return "Not measured yet: `python benchmarks/sidewalk_success.py`."
-    lines = [f"`benchmarks/results/sidewalk_from_scratch.json`; protocol, command and each stage's success in "
+    lines = ["`sidewalk_from_scratch.json`; protocol, command and stages in "
              "[World Models](world_models.md#what-it-reaches-and-what-matters).", "",
              "| seed | success | minutes |", "| ---: | ---: | ---: |"]
     lines += [f"| {seed} | {rate:.0%} | {minutes:.0f} ({_sharing(results, i)}) |"
