@@ -95,13 +95,13 @@ def report(config: Config) -> dict:
     results["seeds_at_once_per_seed"] = [json.loads((folder / "seconds.json").read_text()).get("jobs", config.jobs)
                                          for _, folder in done]  # two at once share the cores and take longer
     results["hours_per_seed"] = [round(minutes / 60, 3) for minutes in results["minutes_per_seed"]]
-    if not config.pretrained and len(done) > 1:
-        rates = results["per_seed"]
-        for kind, seed in (("best", results["seeds"][rates.index(max(rates))]),
-                           ("worst", results["seeds"][rates.index(min(rates))])):
-            _real_and_dream_strip(_folder(config, seed) / f"Sidewalk-seed{seed}" / "real_vs_dream.gif",
-                                  ROOT / "docs" / "img" / f"sidewalk_from_scratch_{kind}.png")
-    return write_results("sidewalk_pretrained" if config.pretrained else "sidewalk_from_scratch", results, "Sidewalk")
+    results = write_results("sidewalk_pretrained" if config.pretrained else "sidewalk_from_scratch", results, "Sidewalk")
+    gifs = {seed: _folder(config, seed) / f"Sidewalk-seed{seed}" / "real_vs_dream.gif" for seed in results["seeds"]}
+    on_disk = [(rate, seed) for seed, rate in zip(results["seeds"], results["per_seed"]) if gifs[seed].exists()]
+    if not config.pretrained and len(on_disk) > 1:  # of every recorded seed whose run is still on disk
+        for kind, (_, seed) in (("best", max(on_disk)), ("worst", min(on_disk))):
+            _real_and_dream_strip(gifs[seed], ROOT / "docs" / "img" / f"sidewalk_from_scratch_{kind}.png")
+    return results
 
 
 def _real_and_dream_strip(gif: Path, path: Path, frames: int = 8) -> None:
