@@ -170,10 +170,9 @@ def _world_models_goal_rows() -> list[str]:
     if success and success["per_seed"]:
         rates, minutes = success["per_seed"], success["minutes_per_seed"]
         met = len(rates) >= 5 and min(rates) >= 0.8 and max(minutes) <= 45
-        together = max(success.get("seeds_at_once_per_seed", [1]))
+        slowest = minutes.index(max(minutes))
         rows.append(f"| World Models, Sidewalk | {goal} | {', '.join(f'{r:.0%}' for r in rates)}, "
-                    f"{max(minutes):.0f} min at most" + (f" ({together} seeds at once)" if together > 1 else "")
-                    + f" | {_status(len(rates), 5, met)} |")
+                    f"{max(minutes):.0f} min at most ({_sharing(success, slowest)}) | {_status(len(rates), 5, met)} |")
     else:
         rows.append(f"| World Models, Sidewalk | {goal} | not measured yet (`python benchmarks/sidewalk_success.py`) | open |")
     return rows
