@@ -651,6 +651,32 @@ def sidewalk() -> str:
     return "\n".join(lines)
 
 
+def sidewalk_m_luck() -> str:
+    """How much M's starting weights decide a Sidewalk run, and an ensemble M whose dreams halt."""
+    results = _load("sidewalk_m_luck")
+    if not results or not results["per_seed"]:
+        return "Not measured yet: `python benchmarks/sidewalk_m_luck.py`."
+    quantiles = sorted({q for row in results["per_seed"] for q in row["ensemble"]},
+                       key=lambda q: (float(q[1:]) == 0, float(q[1:])))
+    label = {q: "never" if float(q[1:]) == 0 else "largest" if float(q[1:]) == 1 else f"{float(q[1:]):.0%} quantile"
+             for q in quantiles}
+    halting = " / ".join(label[q] for q in quantiles)
+    commands = ", ".join(sorted({f"`{row['command']}`" for row in results["per_seed"]}))
+    lines = [(f"`benchmarks/results/sidewalk_m_luck.json` ({commands}). Protocol: {results['protocol']}. The "
+              "ensemble's dreams halt beyond a quantile of the members' spread on real steps (largest: beyond all "
+              "of it; never: no halting). The run's first controller, dreamed in its own M and in the ensemble, "
+              "shows what halting does to a controller that works and to one that does not."), "",
+             (f"| seed | the run's M | a second M | the ensemble, halting at: {halting} | the run's first controller "
+              f"dreamed, return / steps: its M / the ensemble, {halting} |"), "| ---: | ---: | ---: | --- | --- |"]
+    for row in results["per_seed"]:
+        dreams = row["first_controller_dream"]
+        searched = " / ".join(f"{row['ensemble'][q]['success']:.0%}" if q in row["ensemble"] else "-" for q in quantiles)
+        dreamed = " / ".join(f"{dreams[key]['return']:.2f}, {dreams[key]['length']:.0f}" if key in dreams else "-"
+                             for key in ["first_m", *(f"ensemble_{q}" for q in quantiles)])
+        lines.append(f"| {row['seed']} | {row['first_m']:.0%} | {row['second_m']:.0%} | {searched} | {dreamed} |")
+    return "\n".join(lines)
+
+
 def collection() -> str:
     results = _load("collect_rate")
     if results is None:
@@ -741,7 +767,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "dreamer_update_time": dreamer_update_time,
     "dreamer_returns": dreamer_returns, "sheeprl": sheeprl, "open_loop": open_loop,
     "imagination_throughput": imagination_throughput, "dream_ppo": dream_ppo, "collection": collection, "sidewalk": sidewalk,
-    "sidewalk_seeds": sidewalk_seeds,
+    "sidewalk_seeds": sidewalk_seeds, "sidewalk_m_luck": sidewalk_m_luck,
     "pluggable_dreaming": pluggable_dreaming, "wm_ppo_clip": wm_ppo_clip, "wm_ppo_epochs": wm_ppo_epochs, "wm_grad_norms": wm_grad_norms,
     "what_works": what_works,
 }

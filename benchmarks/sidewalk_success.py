@@ -4,12 +4,13 @@
     python benchmarks/sidewalk_success.py --seeds 0 1 --jobs=2   # two seeds at once, one core each
     python benchmarks/sidewalk_success.py --seeds 2 --threads=0  # one seed on every core
     python benchmarks/sidewalk_success.py --pretrained=True      # with the shipped V and M
+    python benchmarks/sidewalk_success.py --members=2            # an ensemble M whose dreams halt
     python benchmarks/sidewalk_success.py --report_only=True     # report from the runs on disk
 
 Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; finished runs are skipped and
 killed ones resume. Protocol: the recipe's chosen controller in 100 real episodes (reset seeds
 100,000 + 1,000·k), success = the box reached; the wall-clock of each seed. Writes
-benchmarks/results/sidewalk_from_scratch.json (or sidewalk_pretrained.json).
+benchmarks/results/sidewalk_from_scratch.json (sidewalk_pretrained.json, sidewalk_from_scratch_members<n>.json).
 """
 
 import json
@@ -29,6 +30,8 @@ class Config:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     pretrained: bool = False
     """reuse the shipped V and M (checkpoints/sidewalk-vae, sidewalk-mdnrnn) instead of training them"""
+    members: int = 1
+    """the recipe's --members: MDN-RNNs in an ensemble M (1: the recipe's single M)"""
     run_dir: str = "benchmarks/runs/sidewalk_success"
     jobs: int = 1
     """seeds run at once, each in its own process"""
@@ -37,8 +40,16 @@ class Config:
     report_only: bool = False
 
 
+def _name(config: Config) -> str:
+    """The results file's name (and the run folder's suffix) of this variant."""
+    if config.pretrained:
+        return "sidewalk_pretrained"
+    return "sidewalk_from_scratch" + (f"_members{config.members}" if config.members != 1 else "")
+
+
 def _folder(config: Config, seed: int) -> Path:
-    return ROOT / (config.run_dir + ("_pretrained" if config.pretrained else "")) / f"seed{seed}"
+    suffix = _name(config).removeprefix("sidewalk_from_scratch").removeprefix("sidewalk")
+    return ROOT / (config.run_dir + suffix) / f"seed{seed}"
 
 
 def run_seed(config: Config, seed: int) -> None:
@@ -48,18 +59,29 @@ def run_seed(config: Config, seed: int) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(ROOT / "recipes" / "miniworld_cmaes.py"), "--seeds", str(seed),
-               f"--pretrained={config.pretrained}", f"--threads={config.threads}", f"--run_dir={folder}",
+               f"--pretrained={config.pretrained}", f"--members={config.members}", f"--threads={config.threads}",
+               f"--run_dir={folder}",
                "--progress=False", "--wandb_mode=disabled"]
     seconds_file = folder / "seconds.json"
     spent = json.loads(seconds_file.read_text())["seconds"] if seconds_file.exists() else 0.0
     start = time.monotonic()
+
+    def record_time() -> None:  # every half minute too, so a run killed mid-way keeps the time it spent
+        seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start, "jobs": config.jobs,
+                                            "threads": config.threads}))
+
     with open(folder / "recipe.log", "a") as log:
         print("start", " ".join(command[1:]), flush=True)
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
-    seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start, "jobs": config.jobs,
-                                         "threads": config.threads}))
-    if result.returncode:
-        raise SystemExit(f"seed {seed} failed (exit {result.returncode}); its log: {folder / 'recipe.log'}")
+        recipe = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        while True:
+            try:
+                recipe.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                record_time()
+    record_time()
+    if recipe.returncode:
+        raise SystemExit(f"seed {seed} failed (exit {recipe.returncode}); its log: {folder / 'recipe.log'}")
 
 
 def _selection(run: Path) -> dict:
@@ -80,7 +102,7 @@ def report(config: Config) -> dict:
             if (_folder(config, seed) / f"Sidewalk-seed{seed}" / "evaluation.json").exists()]
     evaluations = [json.loads((folder / f"Sidewalk-seed{seed}" / "evaluation.json").read_text()) for seed, folder in done]
     selections = [_selection(folder / f"Sidewalk-seed{seed}") for seed, folder in done]
-    results = {**provenance(), "pretrained": config.pretrained,
+    results = {**provenance(), "pretrained": config.pretrained, **({"members": config.members} if config.members != 1 else {}),
                "protocol": "the chosen controller, 100 real episodes from reset seeds 100,000 + 1,000·seed; success = box reached",
                "seeds": [seed for seed, _ in done],
                "per_seed": [e["real"]["success_rate"] for e in evaluations],
@@ -95,10 +117,10 @@ def report(config: Config) -> dict:
     results["seeds_at_once_per_seed"] = [json.loads((folder / "seconds.json").read_text()).get("jobs", config.jobs)
                                          for _, folder in done]  # two at once share the cores and take longer
     results["hours_per_seed"] = [round(minutes / 60, 3) for minutes in results["minutes_per_seed"]]
-    results = write_results("sidewalk_pretrained" if config.pretrained else "sidewalk_from_scratch", results, "Sidewalk")
+    results = write_results(_name(config), results, "Sidewalk")
     gifs = {seed: _folder(config, seed) / f"Sidewalk-seed{seed}" / "real_vs_dream.gif" for seed in results["seeds"]}
     on_disk = [(rate, seed) for seed, rate in zip(results["seeds"], results["per_seed"]) if gifs[seed].exists()]
-    if not config.pretrained and len(on_disk) > 1:  # of every recorded seed whose run is still on disk
+    if _name(config) == "sidewalk_from_scratch" and len(on_disk) > 1:  # of every recorded seed whose run is on disk
         for kind, (_, seed) in (("best", max(on_disk)), ("worst", min(on_disk))):
             _real_and_dream_strip(gifs[seed], ROOT / "docs" / "img" / f"sidewalk_from_scratch_{kind}.png")
     return results

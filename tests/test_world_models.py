@@ -182,6 +182,39 @@ def test_world_model_keeps_the_protocol_and_survives_a_checkpoint(tmp_path):
     assert model.decode(next_state).shape == (4, 60, 80, 3) and model.features(next_state).shape == (4, 16)
 
 
+def test_an_ensemble_m_dreams_with_its_members_and_halts_where_they_disagree_beyond_real_data(tmp_path):
+    torch.manual_seed(0)
+    vae, members = ConvVAE(channels=(8,), latent_dim=4), [MDNRNN(latent_dim=4, hidden_dim=6) for _ in range(3)]
+    single, ensemble = VAEMDNWorldModel.compose(vae, members[0]), VAEMDNWorldModel.compose(vae, *members)
+    assert set(single.state_dict()) == {k for k in ensemble.state_dict() if not k.startswith(("others.", "halt"))}
+    frames = torch.randint(0, 256, (2, 60, 80, 3), dtype=torch.uint8)
+    states = [m.observe(m.observe(m.initial_state(2), None, frames), torch.tensor([0, 2]), frames)
+              for m in (single, ensemble)]
+    torch.testing.assert_close(single.features(states[0]), ensemble.features(states[1]))  # the lead's h alone
+    assert ensemble.feature_dim == single.feature_dim == 10 and states[1].h.shape == (2, 18)
+    episodes = [{"mu": np.random.randn(n + 1, 4).astype(np.float32), "action": np.random.randint(0, 3, n)}
+                for n in (5, 9, 3)]
+    halt = ensemble.calibrate_halt(episodes, quantile=1.0)
+    for episode in episodes:  # no real step lies beyond the largest spread real steps show
+        state = ensemble.initial_state(1)._replace(z=torch.as_tensor(episode["mu"][:1]))
+        for t, action in enumerate(episode["action"]):
+            h, c = ensemble._advance(state, torch.as_tensor([action]))
+            assert ensemble.spread(h).item() <= halt + 1e-6
+            state = MDNState(torch.as_tensor(episode["mu"][t + 1:t + 2]), h, c)
+    far = ensemble.initial_state(64)._replace(z=50 * torch.randn(64, 4))  # where no real episode went
+    actions = torch.zeros(64, dtype=torch.long)
+    _, reward, continues = ensemble.imagine(far, actions, generator=torch.Generator().manual_seed(0))
+    halted = ensemble.spread(ensemble._advance(far, actions)[0]) > halt
+    assert halted.any() and (reward[halted] == 0).all() and (continues[halted] == 0).all()
+    assert (continues[~halted] > 0).all()
+    loaded = from_pretrained(save_pretrained(ensemble, tmp_path / "ensemble"))
+    assert len(loaded.members) == 3 and loaded.halt_above.item() == halt
+    for a, b in zip(*(m.imagine(far, actions, generator=torch.Generator().manual_seed(1)) for m in (ensemble, loaded))):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="ensemble"):
+        single.calibrate_halt(episodes)
+
+
 def test_rollout_weights_rewards_by_the_chance_the_episode_is_still_running():
     torch.manual_seed(0)
     model = VAEMDNWorldModel.compose(ConvVAE(channels=(8,), latent_dim=3), MDNRNN(latent_dim=3, hidden_dim=5))
@@ -278,4 +311,21 @@ def test_recipe_reuses_the_shipped_v_and_m_and_refuses_frames_they_cannot_read(t
     assert not (run / "vae").exists() and not (run / "mdnrnn").exists()  # nothing trained
     torch.testing.assert_close(MDNRNN.from_pretrained(run / "checkpoints" / "mdnrnn").state_dict(),
                                MDNRNN.from_pretrained("sidewalk-mdnrnn").state_dict())
+    assert result["real"]["episodes"] == 2
+
+
+def test_recipe_trains_an_ensemble_m_whose_dreams_halt_and_resumes_each_member_in_rounds(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_recipe(tmp_path, "--members=2", "--pretrained=True")
+    assert "shipped M" in capsys.readouterr().err
+    [result] = run_recipe(tmp_path, "--members=2")
+    run = tmp_path / "Sidewalk-seed0"
+    for stage in (run, run / "round1"):
+        world_model = VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model")
+        assert len(world_model.members) == 2 and np.isfinite(world_model.halt_above.item())
+        lead, other = (MDNRNN.from_pretrained(stage / "checkpoints" / n) for n in ("mdnrnn", "mdnrnn1"))
+        torch.testing.assert_close(world_model.others[0].state_dict(), other.state_dict())
+        assert not torch.equal(lead.head.weight, other.head.weight)  # each member from its own weights
+    first, later = (MDNRNN.from_pretrained(s / "checkpoints" / "mdnrnn1") for s in (run, run / "round1"))
+    assert not torch.equal(first.head.weight, later.head.weight)  # the round trained the member further
     assert result["real"]["episodes"] == 2

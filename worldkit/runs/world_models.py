@@ -7,6 +7,7 @@ when that result exists, so a killed run started again with the same settings re
 1. collect episodes with a random or forward-biased policy      -> store/
 2. train V on their frames                                      -> checkpoints/vae/, recon_grid.png
 3. encode the episodes and train M on the latent sequences      -> latents.npz, checkpoints/mdnrnn/
+   (with ``members`` > 1, each member of an ensemble M)          -> checkpoints/mdnrnn1/, ...
 4. CMA-ES on a linear controller, entirely in M's dream         -> checkpoints/controller/, cmaes.jsonl, cmaes_curve.png
 5. ``rounds`` times, World Models' iterative training: the controller (with some random actions)
    collects real episodes, M goes on training on all episodes, and CMA-ES searches again, starting
@@ -92,6 +93,15 @@ class WorldModelsConfig(TrackingOptions):
     its state as far as a dream does. Windows shorter than the dream's horizon leave M's late
     dream steps, where Sidewalk's box is reached, in states it never trained from"""
     mdn_batch_size: int = 16
+    members: int = 1
+    """MDN-RNNs in M, each from its own starting weights (1: World Models' single M). With 2 or
+    more, each dreamed step follows a member drawn at random, and a dream halts, paying nothing
+    more, where the members disagree more than on real steps (MOReL's halt), so that the search
+    cannot exploit one member's error. On Sidewalk this halting cuts short good and bad dreams
+    alike and has not beaten one M (docs/world_models.md)"""
+    halt_quantile: float = 0.99
+    """an ensemble's dreams halt where the members' spread exceeds this quantile of their spread
+    over the real episodes' steps (1: only beyond the largest)"""
     mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000, val_check_interval=1000))
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
     act_explore: float = 0.0
@@ -143,6 +153,11 @@ class WorldModelsConfig(TrackingOptions):
                              f"{self.act_explore}")
         if self.threads < 0 or self.act_escape < 0:
             raise ValueError(f"threads and act_escape must be >= 0, got {self.threads} and {self.act_escape}")
+        if self.members < 1 or not 0 < self.halt_quantile <= 1:
+            raise ValueError(f"members must be >= 1 and halt_quantile in (0, 1], got {self.members} and "
+                             f"{self.halt_quantile}")
+        if self.members > 1 and self.pretrained:
+            raise ValueError("--pretrained reuses the one shipped M; train an ensemble M with --pretrained=False")
         if not 0 <= self.forward_probability <= 1:
             raise ValueError(f"forward_probability must be in [0, 1], got {self.forward_probability}")
 
@@ -243,28 +258,47 @@ def stage_latents(config: WorldModelsConfig, vae: ConvVAE, store: EpisodeStore, 
 
 def stage_mdnrnn(config: WorldModelsConfig, vae: ConvVAE, latents: LatentEpisodes, run: Path, seed: int, num_actions: int,
                  resume_from: Path | None = None) -> VAEMDNWorldModel:
-    """Train M on ``latents``: from scratch, or for ``round_mdn_steps`` more from the M in ``resume_from``."""
+    """Train M (each of its ``members``) on ``latents``: from scratch, or for ``round_mdn_steps`` more
+    from the M in ``resume_from``; an ensemble then learns where its dreams halt."""
     folder = run / "checkpoints" / "world_model"
     if not folder.exists():
-        if resume_from is None and config.pretrained:
-            mdnrnn, trainer_config = MDNRNN.from_pretrained(PRETRAINED_MDNRNN), None
-        elif resume_from is None:
-            mdnrnn = MDNRNN(config.latent_dim, num_actions, config.hidden_dim, config.num_mixtures,
-                            config.repulsion_weight)
-            trainer_config = config.mdn_trainer
-        else:
-            mdnrnn = MDNRNN.from_pretrained(resume_from / "checkpoints" / "mdnrnn")
-            trainer_config = dataclasses.replace(config.mdn_trainer, max_steps=config.round_mdn_steps,
-                                                 val_check_interval=min(config.mdn_trainer.val_check_interval,
-                                                                        config.round_mdn_steps))
-        length = config.sequence_length or max(len(episode["action"]) for episode in latents.episodes)
-        data = LatentSequenceDataModule(latents, length, batch_size=config.mdn_batch_size, seed=seed)
-        metrics = _fit(mdnrnn, data, trainer_config, run / "mdnrnn", config) if trainer_config else {
-            "pretrained": PRETRAINED_MDNRNN}
-        mdnrnn.env_spec = latents.env_spec
-        save_pretrained(mdnrnn, run / "checkpoints" / "mdnrnn", metrics=metrics)
-        save_pretrained(VAEMDNWorldModel.compose(vae, mdnrnn), folder, metrics=metrics)
+        members = [_mdnrnn_member(config, latents, run, seed, num_actions, member, resume_from)
+                   for member in range(config.members)]
+        world_model = VAEMDNWorldModel.compose(vae, *(mdnrnn for mdnrnn, _ in members))
+        metrics = members[0][1]
+        if config.members > 1:
+            metrics["halt_above"] = world_model.calibrate_halt(latents.episodes, config.halt_quantile)
+        save_pretrained(world_model, folder, metrics=metrics)
     return VAEMDNWorldModel.from_pretrained(folder)
+
+
+def _mdnrnn_member(config: WorldModelsConfig, latents: LatentEpisodes, run: Path, seed: int, num_actions: int,
+                   member: int, resume_from: Path | None) -> tuple[MDNRNN, dict]:
+    """One member of M, trained (and saved in ``checkpoints/mdnrnn``, ``mdnrnn1``, ...) unless it was;
+    each member starts from its own weights and sees the sequences in its own order."""
+    name = "mdnrnn" + (str(member) if member else "")
+    folder = run / "checkpoints" / name
+    if folder.exists():
+        return MDNRNN.from_pretrained(folder), {}
+    if member:
+        torch.manual_seed(seed + 1000 * member)
+    if resume_from is None and config.pretrained:
+        mdnrnn, trainer_config = MDNRNN.from_pretrained(PRETRAINED_MDNRNN), None
+    elif resume_from is None:
+        mdnrnn = MDNRNN(config.latent_dim, num_actions, config.hidden_dim, config.num_mixtures, config.repulsion_weight)
+        trainer_config = config.mdn_trainer
+    else:
+        mdnrnn = MDNRNN.from_pretrained(resume_from / "checkpoints" / name)
+        trainer_config = dataclasses.replace(config.mdn_trainer, max_steps=config.round_mdn_steps,
+                                             val_check_interval=min(config.mdn_trainer.val_check_interval,
+                                                                    config.round_mdn_steps))
+    length = config.sequence_length or max(len(episode["action"]) for episode in latents.episodes)
+    data = LatentSequenceDataModule(latents, length, batch_size=config.mdn_batch_size, seed=seed + 1000 * member)
+    metrics = _fit(mdnrnn, data, trainer_config, run / name, config) if trainer_config else {
+        "pretrained": PRETRAINED_MDNRNN}
+    mdnrnn.env_spec = latents.env_spec
+    save_pretrained(mdnrnn, folder, metrics=metrics)
+    return mdnrnn, metrics
 
 
 def stage_round_collect(config: WorldModelsConfig, env: str, world_model: VAEMDNWorldModel, controller: LinearController,
