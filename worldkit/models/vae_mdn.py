@@ -6,10 +6,11 @@ the previous step. A controller sees [z, h]. Dreams decode z alone, never a VAE'
 M may be an ensemble: several MDN-RNNs trained on the same episodes from different starting
 weights. The first (the lead) gives the controller its h; in a dream each step's next z comes
 from a member drawn at random for each rollout, and the reward and continue probability are the
-members' mean. Where the members' predictions of the next z spread more than they ever do on real
-episodes (``halt_above``, set by :meth:`VAEMDNWorldModel.calibrate_halt`), the dream ends there
-with no reward, as MOReL's unknown-state halt: one member's error, such as Sidewalk's box
-appearing in front of a wall, cannot pay a controller that seeks it.
+members' mean. Where the members' predictions of the next z spread further apart than a quantile
+of their spread on real episodes (``halt_above``, set by :meth:`VAEMDNWorldModel.calibrate_halt`),
+the dream ends there with no reward, as MOReL's unknown-state halt, so that one member's error (on
+Sidewalk, the box appearing in front of a wall) pays less to a controller that seeks it. How
+well that works on Sidewalk: docs/world_models.md.
 """
 
 import os
@@ -127,7 +128,7 @@ class VAEMDNWorldModel(nn.Module):
                        batch_size: int = 256) -> float:
         """Set ``halt_above`` to the ``quantile`` of the members' spread over every step of real
         ``episodes`` (each with ``mu`` (T+1, Z) and ``action`` (T,), as LatentEpisodes holds them):
-        dreams then halt only where the members disagree more than real data ever makes them."""
+        dreams then halt only where the members disagree more than on all but ``1 - quantile`` of real steps."""
         if not self.others:
             raise ValueError("halting needs an ensemble M (members >= 2): one member has no spread")
         if not 0 < quantile <= 1:
