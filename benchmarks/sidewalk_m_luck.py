@@ -90,7 +90,7 @@ def probe_seed(config: Config, seed: int) -> dict:
         folder = run / f"ensemble_q{float(quantile)}"
         ensemble = VAEMDNWorldModel.compose(vae, MDNRNN.from_pretrained(source / "checkpoints" / "mdnrnn"),
                                             MDNRNN.from_pretrained(run / "checkpoints" / "mdnrnn"))
-        halt = ensemble.calibrate_halt(latents.episodes, quantile) if quantile > 0 else None
+        halt = ensemble.calibrate_halt(latents, quantile) if quantile > 0 else None
         row["first_controller_dream"][f"ensemble_q{quantile}"] = _dream_of(ensemble, first_controller, latents, search)
         if not (folder / "probe.json").exists():
             folder.mkdir(exist_ok=True)

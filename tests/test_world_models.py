@@ -192,9 +192,10 @@ def test_an_ensemble_m_dreams_with_its_members_and_halts_where_they_disagree_bey
               for m in (single, ensemble)]
     torch.testing.assert_close(single.features(states[0]), ensemble.features(states[1]))  # the lead's h alone
     assert ensemble.feature_dim == single.feature_dim == 10 and states[1].h.shape == (2, 18)
-    episodes = [{"mu": np.random.randn(n + 1, 4).astype(np.float32), "action": np.random.randint(0, 3, n)}
+    episodes = [{"mu": np.random.randn(n + 1, 4).astype(np.float32), "logvar": np.zeros((n + 1, 4), np.float32),
+                 "action": np.random.randint(0, 3, n), "reward": np.zeros(n, np.float32), "terminated": np.zeros(n, bool)}
                 for n in (5, 9, 3)]
-    halt = ensemble.calibrate_halt(episodes, quantile=1.0)
+    halt = ensemble.calibrate_halt(LatentEpisodes(episodes, "miniworld:Sidewalk"), quantile=1.0)
     for episode in episodes:  # no real step lies beyond the largest spread real steps show
         state = ensemble.initial_state(1)._replace(z=torch.as_tensor(episode["mu"][:1]))
         for t, action in enumerate(episode["action"]):
@@ -212,7 +213,7 @@ def test_an_ensemble_m_dreams_with_its_members_and_halts_where_they_disagree_bey
     for a, b in zip(*(m.imagine(far, actions, generator=torch.Generator().manual_seed(1)) for m in (ensemble, loaded))):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="ensemble"):
-        single.calibrate_halt(episodes)
+        single.calibrate_halt(LatentEpisodes(episodes, "miniworld:Sidewalk"))
 
 
 def test_rollout_weights_rewards_by_the_chance_the_episode_is_still_running():

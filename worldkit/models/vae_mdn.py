@@ -14,7 +14,7 @@ well that works on Sidewalk: docs/world_models.md.
 """
 
 import os
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +25,9 @@ from worldkit.checkpoints import checkpointable
 from worldkit.models.mdnrnn import MDNRNN, Mixture
 from worldkit.models.protocol import world_model
 from worldkit.models.vae import ConvVAE
+
+if TYPE_CHECKING:
+    from worldkit.dream.latents import LatentEpisodes
 
 
 class MDNState(NamedTuple):
@@ -124,29 +127,25 @@ class VAEMDNWorldModel(nn.Module):
                          zip(*(member.mixture(part) for member, part in zip(self.members, parts)))))
 
     @torch.no_grad()
-    def calibrate_halt(self, episodes: "list[dict[str, np.ndarray]]", quantile: float = 0.99,
-                       batch_size: int = 256) -> float:
-        """Set ``halt_above`` to the ``quantile`` of the members' spread over every step of real
-        ``episodes`` (each with ``mu`` (T+1, Z) and ``action`` (T,), as LatentEpisodes holds them):
-        dreams then halt only where the members disagree more than on all but ``1 - quantile`` of real steps."""
+    def calibrate_halt(self, latents: "LatentEpisodes", quantile: float = 0.99, batch_size: int = 256) -> float:
+        """Set ``halt_above`` to the ``quantile`` of the members' spread over every step of the real
+        episodes ``latents``: dreams then halt only where the members disagree more than on all but
+        ``1 - quantile`` of real steps."""
+        from torch.utils.data import DataLoader
+
+        from worldkit.dream.latents import LatentWindows
+
         if not self.others:
             raise ValueError("halting needs an ensemble M (members >= 2): one member has no spread")
         if not 0 < quantile <= 1:
             raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+        longest = max(len(episode["action"]) for episode in latents.episodes)
+        windows = LatentWindows(latents, longest, np.arange(len(latents)))  # whole episodes, padded
         device, spreads = self.mdnrnn.head.weight.device, []
-        for start in range(0, len(episodes), batch_size):
-            chunk = episodes[start:start + batch_size]
-            length = max(len(e["action"]) for e in chunk)
-            z = torch.zeros(len(chunk), length, self.vae.hparams.latent_dim, device=device)
-            action = torch.zeros(len(chunk), length, dtype=torch.long, device=device)
-            mask = torch.zeros(len(chunk), length, dtype=torch.bool, device=device)
-            for row, episode in enumerate(chunk):
-                steps = len(episode["action"])
-                z[row, :steps] = torch.as_tensor(episode["mu"][:-1], device=device)
-                action[row, :steps] = torch.as_tensor(episode["action"], device=device)
-                mask[row, :steps] = True
+        for batch in DataLoader(windows, batch_size=batch_size):
+            z, action = batch["mu"][:, :-1].to(device), batch["action"].to(device)
             h = torch.cat([member(z, action)[1] for member in self.members], -1)
-            spreads.append(self.spread(h)[mask])
+            spreads.append(self.spread(h)[batch["mask"].to(device)])
         self.halt_above.fill_(torch.quantile(torch.cat(spreads).float(), quantile).item())
         return self.halt_above.item()
 

@@ -267,7 +267,7 @@ def stage_mdnrnn(config: WorldModelsConfig, vae: ConvVAE, latents: LatentEpisode
         world_model = VAEMDNWorldModel.compose(vae, *(mdnrnn for mdnrnn, _ in members))
         metrics = members[0][1]
         if config.members > 1:
-            metrics["halt_above"] = world_model.calibrate_halt(latents.episodes, config.halt_quantile)
+            metrics["halt_above"] = world_model.calibrate_halt(latents, config.halt_quantile)
         save_pretrained(world_model, folder, metrics=metrics)
     return VAEMDNWorldModel.from_pretrained(folder)
 
