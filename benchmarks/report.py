@@ -170,9 +170,11 @@ def _world_models_goal_rows() -> list[str]:
     if success and success["per_seed"]:
         rates, minutes = success["per_seed"], success["minutes_per_seed"]
         met = len(rates) >= 5 and min(rates) >= 0.8 and max(minutes) <= 45
+        missed = min(rates) < 0.8  # one seed below 80% settles it, however the others end
         slowest = minutes.index(max(minutes))
         rows.append(f"| World Models, Sidewalk | {goal} | {', '.join(f'{r:.0%}' for r in rates)}, "
-                    f"{max(minutes):.0f} min at most ({_sharing(success, slowest)}) | {_status(len(rates), 5, met)} |")
+                    f"{max(minutes):.0f} min at most ({_sharing(success, slowest)}) | "
+                    f"{'**not met**' if missed else _status(len(rates), 5, met)} |")
     else:
         rows.append(f"| World Models, Sidewalk | {goal} | not measured yet (`python benchmarks/sidewalk_success.py`) | open |")
     return rows
@@ -628,26 +630,46 @@ def sidewalk_seeds() -> str:
     return "\n".join(lines)
 
 
+def _sidewalk_stage(name: str) -> str:
+    """A stage of a World Models run in words: "." the first M's search, "candidate<k>" another first
+    M's, "[candidate<k>/]round<i>" a round that went on from one of them."""
+    base, _, round_name = name.rpartition("round") if "round" in name else (name, "", "")
+    k = 0 if base.strip("/") in (".", "") else int(base.strip("/").removeprefix("candidate"))
+    first = f"{['first', 'second', 'third'][k]} M" if k < 3 else f"M {k + 1}"
+    return f"round {round_name} ({first})" if round_name else first
+
+
+def _sidewalk_path(stages: dict) -> list[str]:
+    """The stages a run went on with: the first M its rounds went on from (or its only one), then its rounds."""
+    rounds = [name for name in stages if "round" in name]
+    base = rounds[0].rpartition("round")[0].strip("/") or "." if rounds else next(iter(stages))
+    return [base] + rounds
+
+
 def sidewalk() -> str:
     """World Models on Sidewalk from scratch, per seed: the chosen controller's real success, and each
     stage's in the selection episodes."""
     results = _load("sidewalk_from_scratch")
     if not results or not results["per_seed"]:
         return "Not measured yet: `python benchmarks/sidewalk_success.py`."
-    stages = sorted({name for seed in results["stages_per_seed"] for name in seed},
-                    key=lambda name: int(name.removeprefix("round")) if name != "." else 0)
-    names = {".": "first search"} | {name: name.replace("round", "round ") for name in stages if name != "."}
+    firsts = max(sum("round" not in name for name in seed) for seed in results["stages_per_seed"])
+    rounds = max(sum("round" in name for name in seed) for seed in results["stages_per_seed"])
     lines = [f"{_source(results, 'sidewalk_from_scratch')}. Protocol: {results['protocol']}; selection: "
-             f"{results['selection_protocol']}.", "",
-             "| seed | success | chosen stage | selection success: " + " / ".join(names[n] for n in stages)
-             + " | minutes |", "| ---: | ---: | --- | --- | ---: |"]
+             f"{results['selection_protocol']}. The rounds go on from the first M whose controller did best.", "",
+             "| seed | success | chosen stage | selection success: "
+             + " / ".join(_sidewalk_stage("." if k == 0 else f"candidate{k}") for k in range(firsts))
+             + " | then " + " / ".join(f"round {i}" for i in range(1, rounds + 1)) + " | minutes |",
+             "| ---: | ---: | --- | --- | --- | ---: |"]
     for i, seed in enumerate(results["seeds"]):
         by_stage = results["stages_per_seed"][i]
-        lines.append(f"| {seed} | {results['per_seed'][i]:.0%} | {names[results['chosen_stage_per_seed'][i]]} | "
-                     + " / ".join(f"{by_stage[n]['success_rate']:.0%}" if n in by_stage else "-" for n in stages)
+        scores = [f"{by_stage[n]['success_rate']:.0%}" for n in by_stage if "round" not in n]
+        went_on = [f"{by_stage[n]['success_rate']:.0%}" for n in _sidewalk_path(by_stage)[1:]]
+        lines.append(f"| {seed} | {results['per_seed'][i]:.0%} | {_sidewalk_stage(results['chosen_stage_per_seed'][i])} | "
+                     + " / ".join(scores + ["-"] * (firsts - len(scores))) + " | "
+                     + " / ".join(went_on + ["-"] * (rounds - len(went_on)))
                      + f" | {results['minutes_per_seed'][i]:.0f} ({_sharing(results, i)}) |")
     rates = [100 * rate for rate in results["per_seed"]]
-    lines.append(f"| IQM [95% CI] | {_summary(rates)}% | | | |")
+    lines.append(f"| IQM [95% CI] | {_summary(rates)}% | | | | |")
     return "\n".join(lines)
 
 
@@ -874,12 +896,12 @@ def sidewalk_curve() -> Path | None:
     results = _load("sidewalk_from_scratch")
     if not results or len(results["per_seed"]) < 2:
         return None
-    curves = {f"seed {seed}": [([stage["real_episodes"] for stage in stages.values()],
-                                [100 * stage["success_rate"] for stage in stages.values()])]
+    curves = {f"seed {seed}": [([stages[name]["real_episodes"] for name in _sidewalk_path(stages)],
+                                [100 * stages[name]["success_rate"] for name in _sidewalk_path(stages)])]
               for seed, stages in zip(results["seeds"], results["stages_per_seed"]) if stages}
     curves["mean of seeds"] = [run for runs in list(curves.values()) for run in runs]
     return learning_curves(curves, ROOT / "docs" / "img" / "sidewalk_from_scratch.png",
-                           title="Sidewalk: success of each stage's controller in its selection episodes",
+                           title="Sidewalk: selection success of the kept M's stages",
                            ylabel="success rate (%)", xlabel="real episodes its world model was trained on")
 
 

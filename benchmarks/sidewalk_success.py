@@ -5,12 +5,14 @@
     python benchmarks/sidewalk_success.py --seeds 2 --threads=0  # one seed on every core
     python benchmarks/sidewalk_success.py --pretrained=True      # with the shipped V and M
     python benchmarks/sidewalk_success.py --members=2            # an ensemble M whose dreams halt
+    python benchmarks/sidewalk_success.py --m_candidates=1       # one first M, as World Models has
     python benchmarks/sidewalk_success.py --report_only=True     # report from the runs on disk
 
-Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; finished runs are skipped and
-killed ones resume. Protocol: the recipe's chosen controller in 100 real episodes (reset seeds
+Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another; killed runs resume, and
+finished ones only add the stages a newer recipe has. Protocol: the recipe's chosen controller in 100 real episodes (reset seeds
 100,000 + 1,000·k), success = the box reached; the wall-clock of each seed. Writes
-benchmarks/results/sidewalk_from_scratch.json (sidewalk_pretrained.json, sidewalk_from_scratch_members<n>.json).
+benchmarks/results/sidewalk_from_scratch.json (sidewalk_pretrained.json, sidewalk_from_scratch_members<n>.json,
+sidewalk_from_scratch_candidates<n>.json).
 """
 
 import json
@@ -32,6 +34,8 @@ class Config:
     """reuse the shipped V and M (checkpoints/sidewalk-vae, sidewalk-mdnrnn) instead of training them"""
     members: int = 1
     """the recipe's --members: MDN-RNNs in an ensemble M (1: the recipe's single M)"""
+    m_candidates: int = 0
+    """the recipe's --m_candidates: first Ms, the best of which goes on to the rounds (0: the recipe's default)"""
     run_dir: str = "benchmarks/runs/sidewalk_success"
     jobs: int = 1
     """seeds run at once, each in its own process"""
@@ -44,7 +48,8 @@ def _name(config: Config) -> str:
     """The results file's name (and the run folder's suffix) of this variant."""
     if config.pretrained:
         return "sidewalk_pretrained"
-    return "sidewalk_from_scratch" + (f"_members{config.members}" if config.members != 1 else "")
+    return ("sidewalk_from_scratch" + (f"_members{config.members}" if config.members != 1 else "")
+            + (f"_candidates{config.m_candidates}" if config.m_candidates else ""))
 
 
 def _folder(config: Config, seed: int) -> Path:
@@ -55,11 +60,10 @@ def _folder(config: Config, seed: int) -> Path:
 def run_seed(config: Config, seed: int) -> None:
     """One recipe run to its evaluation; its wall-clock, summed over resumptions, in ``seconds.json``."""
     folder = _folder(config, seed)
-    if (folder / f"Sidewalk-seed{seed}" / "evaluation.json").exists():
-        return
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(ROOT / "recipes" / "miniworld_cmaes.py"), "--seeds", str(seed),
-               f"--pretrained={config.pretrained}", f"--members={config.members}", f"--threads={config.threads}",
+               f"--pretrained={config.pretrained}", f"--members={config.members}",
+               f"--m_candidates={config.m_candidates}", f"--threads={config.threads}",
                f"--run_dir={folder}",
                "--progress=False", "--wandb_mode=disabled"]
     seconds_file = folder / "seconds.json"
@@ -86,23 +90,33 @@ def run_seed(config: Config, seed: int) -> None:
 
 def _selection(run: Path) -> dict:
     """Each stage's real success in the selection episodes and the chosen stage ("." is the first
-    search, "round<i>" the rounds), with the real episodes each stage's world model had seen."""
+    search, "candidate<k>" another first M's, "[candidate<k>/]round<i>" the rounds), with the real
+    episodes each stage's world model had seen."""
     if not (run / "selection.json").exists():  # a run without rounds or selection keeps its only stage
         return {"chosen": ".", "stages": {}}
     selection = json.loads((run / "selection.json").read_text())
-    stages, seen = {}, 0
+    firsts = [name for name in selection["stages"] if "round" not in name]
+    base = max(firsts, key=lambda name: (selection["stages"][name]["success_rate"],  # as the recipe chooses
+                                         selection["stages"][name]["mean_return"]))
+    stages = {}
     for name, score in selection["stages"].items():
-        seen += len(list((run / name / "store").glob("*.npz")))
+        if "round" in name and (run / name).parent != run / base:
+            continue  # a round of a first M the run did not go on with (scored by an earlier run of the folder)
+        stage = run / name
+        rounds = int(stage.name.removeprefix("round")) if stage.name.startswith("round") else 0
+        seen = sum(len(list(folder.glob("*.npz")))
+                   for folder in [run / "store", *(stage.parent / f"round{i}" / "store" for i in range(1, rounds + 1))])
         stages[name] = {"success_rate": score["success_rate"], "real_episodes": seen}
     return {"chosen": selection["chosen"], "stages": stages}
 
 
 def report(config: Config) -> dict:
-    done = [(seed, _folder(config, seed)) for seed in config.seeds
+    done = [(seed, _folder(config, seed)) for seed in sorted(config.seeds)
             if (_folder(config, seed) / f"Sidewalk-seed{seed}" / "evaluation.json").exists()]
     evaluations = [json.loads((folder / f"Sidewalk-seed{seed}" / "evaluation.json").read_text()) for seed, folder in done]
     selections = [_selection(folder / f"Sidewalk-seed{seed}") for seed, folder in done]
     results = {**provenance(), "pretrained": config.pretrained, **({"members": config.members} if config.members != 1 else {}),
+               **({"m_candidates": config.m_candidates} if config.m_candidates else {}),
                "protocol": "the chosen controller, 100 real episodes from reset seeds 100,000 + 1,000·seed; success = box reached",
                "seeds": [seed for seed, _ in done],
                "per_seed": [e["real"]["success_rate"] for e in evaluations],

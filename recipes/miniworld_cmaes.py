@@ -6,8 +6,9 @@ C (linear, CMA-ES in the dream).
     python recipes/miniworld_cmaes.py --pretrained=True --rounds=0     # dream in the shipped V and M
     python recipes/miniworld_cmaes.py --help                           # every flag
 
-Each seed collects episodes, trains V and M, searches a controller in M's dream, runs ``--rounds``
-of the controller's own episodes, keeps the stage whose controller does best in real episodes and
+Each seed collects episodes, trains V and ``--m_candidates`` Ms, searches a controller in each M's
+dream, goes on with the M whose controller does best in real episodes, runs ``--rounds`` of the
+controller's own episodes, keeps the stage whose controller does best in real episodes and
 evaluates it (stages and files: :mod:`worldkit.runs.world_models`). Every stage writes its result
 into ``<run_dir>/<env>-seed<k>/`` and is skipped when that result exists, so a killed run started
 again with the same flags resumes.

@@ -269,20 +269,27 @@ def run_recipe(run_dir: Path, *extra: str) -> list[dict]:
 def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path, capsys):
     [result] = run_recipe(tmp_path)
     run = tmp_path / "Sidewalk-seed0"
-    artifacts = ["recon_grid.png", "latents.npz", "cmaes.jsonl", "cmaes_curve.png", "real_vs_dream.gif",
-                 "evaluation.json", "selection.json", *(f"checkpoints/{n}/model.safetensors"
-                                      for n in ("vae", "mdnrnn", "world_model", "controller"))]
-    artifacts += [f"round1/{name}" for name in artifacts if "recon" not in name and "vae" not in name
-                  and name not in ("real_vs_dream.gif", "evaluation.json", "selection.json")]
+    selection = json.loads((run / "selection.json").read_text())
+    base = run / ("." if (run / "round1").exists() else "candidate1")  # the candidate M the rounds went on from
+    assert selection["stages"][str(base.relative_to(run))]["success_rate"] == max(
+        selection["stages"][name]["success_rate"] for name in (".", "candidate1"))
+    stage_files = ["latents.npz", "cmaes.jsonl", "cmaes_curve.png",
+                   *(f"checkpoints/{n}/model.safetensors" for n in ("mdnrnn", "world_model", "controller"))]
+    artifacts = ["recon_grid.png", "real_vs_dream.gif", "evaluation.json", "selection.json",
+                 "checkpoints/vae/model.safetensors", *stage_files,
+                 *(f"candidate1/{name}" for name in stage_files if name != "latents.npz"),  # the first episodes'
+                 *(str((base / "round1" / name).relative_to(run)) for name in stage_files)]
     for name in artifacts:
         assert (run / name).exists(), name
+    first, other = (MDNRNN.from_pretrained(run / stage / "checkpoints" / "mdnrnn") for stage in (".", "candidate1"))
+    assert not torch.equal(first.head.weight, other.head.weight)  # each candidate M from its own weights
     assert json.loads((run / "evaluation.json").read_text()) == result
-    selection = json.loads((run / "selection.json").read_text())
-    assert set(selection["stages"]) == {".", "round1"} and selection["episodes"] == 2
+    assert set(selection["stages"]) == {".", "candidate1", str((base / "round1").relative_to(run))}
+    assert selection["episodes"] == 2
     assert selection["escape"] == result["escape"] == 8  # the controllers escape loops in the real env
     assert selection["explore"] == result["explore"] == 0.0
     assert result["controller"] == str(run / selection["chosen"] / "checkpoints" / "controller")
-    assert len(LatentEpisodes.load(run / "round1" / "latents.npz")) == 2  # the controller's own episodes
+    assert len(LatentEpisodes.load(base / "round1" / "latents.npz")) == 2  # the controller's own episodes
     [logged] = [json.loads(line) for line in (run / "eval" / "metrics.jsonl").read_text().splitlines()]
     assert logged["eval/success_rate"] == result["real"]["success_rate"]  # what a sweep reads
     assert result["real"]["episodes"] == 2 and 0 <= result["real"]["success_rate"] <= 1
@@ -305,11 +312,14 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path, caps
 
 def test_recipe_reuses_the_shipped_v_and_m_and_refuses_frames_they_cannot_read(tmp_path):
     with pytest.raises(ValueError, match="drop --pretrained"):
-        run_recipe(tmp_path / "small", "--pretrained=True")  # 30x40 frames: the shipped V reads 60x80
+        run_recipe(tmp_path / "small", "--pretrained=True")
+    with pytest.raises(SystemExit):
+        run_recipe(tmp_path / "small", "--pretrained=True", "--m_candidates=2")  # 30x40 frames: the shipped V reads 60x80
     [result] = run_recipe(tmp_path / "shipped", "--pretrained=True", "--frame_size", "60", "80", "--latent_dim=32",
                           "--rounds=0")
     run = tmp_path / "shipped" / "Sidewalk-seed0"
     assert not (run / "vae").exists() and not (run / "mdnrnn").exists()  # nothing trained
+    assert not (run / "candidate1").exists()  # the shipped M is the only candidate
     torch.testing.assert_close(MDNRNN.from_pretrained(run / "checkpoints" / "mdnrnn").state_dict(),
                                MDNRNN.from_pretrained("sidewalk-mdnrnn").state_dict())
     assert result["real"]["episodes"] == 2
@@ -319,7 +329,7 @@ def test_recipe_trains_an_ensemble_m_whose_dreams_halt_and_resumes_each_member_i
     with pytest.raises(SystemExit):
         run_recipe(tmp_path, "--members=2", "--pretrained=True")
     assert "shipped M" in capsys.readouterr().err
-    [result] = run_recipe(tmp_path, "--members=2")
+    [result] = run_recipe(tmp_path, "--members=2", "--m_candidates=1")
     run = tmp_path / "Sidewalk-seed0"
     for stage in (run, run / "round1"):
         world_model = VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model")

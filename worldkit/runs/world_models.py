@@ -9,17 +9,25 @@ when that result exists, so a killed run started again with the same settings re
 3. encode the episodes and train M on the latent sequences      -> latents.npz, checkpoints/mdnrnn/
    (with ``members`` > 1, each member of an ensemble M)          -> checkpoints/mdnrnn1/, ...
 4. CMA-ES on a linear controller, entirely in M's dream         -> checkpoints/controller/, cmaes.jsonl, cmaes_curve.png
-5. ``rounds`` times, World Models' iterative training: the controller (with some random actions)
-   collects real episodes, M goes on training on all episodes, and CMA-ES searches again, starting
-   from the previous controller                                 -> round<i>/ (the same files)
-6. keep the stage whose controller does best in ``select_episodes`` real episodes
+5. ``m_candidates`` - 1 more times, steps 3 and 4 with another M, from its own starting weights, on the
+   same episodes                                                -> candidate<k>/ (the same files)
+6. the candidate whose controller does best in ``select_episodes`` real episodes goes on
                                                                 -> selection.json
-7. evaluate that controller in the real env (100 other seeds, parallel workers) and in the dream
+7. ``rounds`` times, World Models' iterative training: the controller (with some random actions)
+   collects real episodes, M goes on training on all episodes, and CMA-ES searches again, starting
+   from the previous controller                                 -> <candidate>/round<i>/ (the same files)
+8. keep the stage whose controller does best in the selection episodes
+                                                                -> selection.json
+9. evaluate that controller in the real env (100 other seeds, parallel workers) and in the dream
                                                                 -> evaluation.json, real_vs_dream.gif
 
 Why rounds: random play rarely reaches Sidewalk's box, so M first learns little of what follows
 the actions a good controller takes, and CMA-ES finds behaviour the dream rewards but the real
 env does not. The controller's own episodes show M what really follows them.
+
+Why candidates: from the same V and episodes, one M's dream leads the search to a controller that
+reaches the box in most real episodes and another M's, from other starting weights, to one that
+almost never does; the rounds rarely repair a bad start. A few real episodes tell the two apart.
 """
 
 import dataclasses
@@ -103,6 +111,10 @@ class WorldModelsConfig(TrackingOptions):
     """an ensemble's dreams halt where the members' spread exceeds this quantile of their spread
     over the real episodes' steps (1: only beyond the largest)"""
     mdn_trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000, val_check_interval=1000))
+    m_candidates: int = 0
+    """first Ms, each from its own starting weights and with its own search, of which the one whose
+    controller does best in the selection episodes goes on to the rounds (0: two, or the shipped M
+    alone with --pretrained; 1: World Models' single M)"""
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
     act_explore: float = 0.0
     """share of the chosen controllers' actions replaced by random ones (drawn as the collection
@@ -158,6 +170,15 @@ class WorldModelsConfig(TrackingOptions):
                              f"{self.halt_quantile}")
         if self.members > 1 and self.pretrained:
             raise ValueError("--pretrained reuses the one shipped M; train an ensemble M with --pretrained=False")
+        if self.m_candidates < 0:
+            raise ValueError(f"m_candidates must be >= 0 (0: two, or one with --pretrained), got {self.m_candidates}")
+        if self.m_candidates > 1 and self.pretrained:
+            raise ValueError("--pretrained reuses the one shipped M; train several candidate Ms with --pretrained=False")
+
+    @property
+    def first_ms(self) -> int:
+        """How many candidate Ms the run trains first (``m_candidates``, with 0 resolved)."""
+        return self.m_candidates or (1 if self.pretrained else 2)
         if not 0 <= self.forward_probability <= 1:
             raise ValueError(f"forward_probability must be in [0, 1], got {self.forward_probability}")
 
@@ -198,15 +219,22 @@ def run_seed(config: WorldModelsConfig, env: str, name: str, seed: int) -> dict:
     vae = stage_vae(config, store, run, seed)
     latents = stage_latents(config, vae, store, run)
     num_actions = int(store.action_space.n)
-    world_model = stage_mdnrnn(config, vae, latents, run, seed, num_actions)
-    controller = stage_cmaes(config, world_model, _start_states(world_model, latents), run, seed)
-    stages = [run]
+    candidates = [run] + [run / f"candidate{k}" for k in range(1, config.first_ms)]
+    for k, candidate in enumerate(candidates):
+        world_model = stage_mdnrnn(config, vae, latents, candidate, seed, num_actions, candidate=k)
+        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), candidate, seed)
+    base = stage_select(config, env, candidates, run, seed)
+    if base != candidates[-1]:
+        world_model = VAEMDNWorldModel.from_pretrained(base / "checkpoints" / "world_model")
+        controller = LinearController.from_pretrained(base / "checkpoints" / "controller")
+    stages = [*candidates]
     for round_index in range(1, config.rounds + 1):
-        stages.append(run / f"round{round_index}")
+        stages.append(base / f"round{round_index}")
         store = stage_round_collect(config, env, world_model, controller, stages[-1], seed * 1000 + round_index)
         latents = LatentEpisodes(latents.episodes + stage_latents(config, vae, store, stages[-1]).episodes,
                                  latents.env_spec)
-        world_model = stage_mdnrnn(config, vae, latents, stages[-1], seed, num_actions, resume_from=stages[-2])
+        world_model = stage_mdnrnn(config, vae, latents, stages[-1], seed, num_actions,
+                                   resume_from=base if round_index == 1 else stages[-2])
         controller = stage_cmaes(config, world_model, _start_states(world_model, latents), stages[-1], seed,
                                  initial=controller if config.round_warm_start else None)
     chosen = stage_select(config, env, stages, run, seed)
@@ -257,12 +285,13 @@ def stage_latents(config: WorldModelsConfig, vae: ConvVAE, store: EpisodeStore, 
 
 
 def stage_mdnrnn(config: WorldModelsConfig, vae: ConvVAE, latents: LatentEpisodes, run: Path, seed: int, num_actions: int,
-                 resume_from: Path | None = None) -> VAEMDNWorldModel:
-    """Train M (each of its ``members``) on ``latents``: from scratch, or for ``round_mdn_steps`` more
-    from the M in ``resume_from``; an ensemble then learns where its dreams halt."""
+                 resume_from: Path | None = None, candidate: int = 0) -> VAEMDNWorldModel:
+    """Train M (each of its ``members``) on ``latents``: from scratch (the ``candidate``-th first M), or for
+    ``round_mdn_steps`` more from the M in ``resume_from``; an ensemble then learns where its dreams halt."""
     folder = run / "checkpoints" / "world_model"
     if not folder.exists():
-        members = [_mdnrnn_member(config, latents, run, seed, num_actions, member, resume_from)
+        members = [_mdnrnn_member(config, latents, run, seed, num_actions, member, resume_from,
+                                  init=member + config.members * candidate)
                    for member in range(config.members)]
         world_model = VAEMDNWorldModel.compose(vae, *(mdnrnn for mdnrnn, _ in members))
         metrics = members[0][1]
@@ -273,15 +302,16 @@ def stage_mdnrnn(config: WorldModelsConfig, vae: ConvVAE, latents: LatentEpisode
 
 
 def _mdnrnn_member(config: WorldModelsConfig, latents: LatentEpisodes, run: Path, seed: int, num_actions: int,
-                   member: int, resume_from: Path | None) -> tuple[MDNRNN, dict]:
+                   member: int, resume_from: Path | None, init: int = 0) -> tuple[MDNRNN, dict]:
     """One member of M, trained (and saved in ``checkpoints/mdnrnn``, ``mdnrnn1``, ...) unless it was;
-    each member starts from its own weights and sees the sequences in its own order."""
+    each member of each candidate (``init``: 0 for the first) starts from its own weights and sees the
+    sequences in its own order."""
     name = "mdnrnn" + (str(member) if member else "")
     folder = run / "checkpoints" / name
     if folder.exists():
         return MDNRNN.from_pretrained(folder), {}
-    if member:
-        torch.manual_seed(seed + 1000 * member)
+    if init:
+        torch.manual_seed(seed + 1000 * init)
     if resume_from is None and config.pretrained:
         mdnrnn, trainer_config = MDNRNN.from_pretrained(PRETRAINED_MDNRNN), None
     elif resume_from is None:
@@ -293,7 +323,7 @@ def _mdnrnn_member(config: WorldModelsConfig, latents: LatentEpisodes, run: Path
                                              val_check_interval=min(config.mdn_trainer.val_check_interval,
                                                                     config.round_mdn_steps))
     length = config.sequence_length or max(len(episode["action"]) for episode in latents.episodes)
-    data = LatentSequenceDataModule(latents, length, batch_size=config.mdn_batch_size, seed=seed + 1000 * member)
+    data = LatentSequenceDataModule(latents, length, batch_size=config.mdn_batch_size, seed=seed + 1000 * init)
     metrics = _fit(mdnrnn, data, trainer_config, run / name, config) if trainer_config else {
         "pretrained": PRETRAINED_MDNRNN}
     mdnrnn.env_spec = latents.env_spec
@@ -341,16 +371,17 @@ def stage_select(config: WorldModelsConfig, env: str, stages: list[Path], run: P
 
     Why: a round's search can find a way to exploit its dream that the real env does not reward,
     and then its controller is worse than an earlier one. The selection episodes' seeds are apart
-    from the evaluation's, so the evaluation stays a fair test."""
+    from the evaluation's, so the evaluation stays a fair test. Each stage is scored once:
+    selection.json keeps every score, measured acting as the file says, and the chosen stage."""
     path = run / "selection.json"
     if len(stages) == 1 or config.select_episodes == 0:
         return stages[-1]
     names = [str(stage.relative_to(run)) for stage in stages]
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if (list(saved.get("stages", {})) != names or saved.get("episodes") != config.select_episodes
-            or not _acts_as_saved(saved, config)):  # else reuse
-        scores = {}
-        for name, stage in zip(names, stages):
+    scored = saved.get("episodes") == config.select_episodes and _acts_as_saved(saved, config)
+    scores = dict(saved["stages"]) if scored else {}  # else the controllers act otherwise now: score again
+    for name, stage in zip(names, stages):
+        if name not in scores:
             real = evaluate_in_env(VAEMDNWorldModel.from_pretrained(stage / "checkpoints" / "world_model"),
                                    _acting(LinearController.from_pretrained(stage / "checkpoints" / "controller"),
                                            config), env,
@@ -358,13 +389,14 @@ def stage_select(config: WorldModelsConfig, env: str, stages: list[Path], run: P
                                    workers=config.eval_workers, size=config.frame_size, progress=config.progress,
                                    **_escape(config))
             scores[name] = {key: real[key] for key in ("success_rate", "mean_return", "mean_length")}
-        best = max(scores, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
-        path.write_text(json.dumps({"episodes": config.select_episodes, **_acting_settings(config), "stages": scores,
-                                    "chosen": best}, indent=2))
+    best = max(names, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
+    selection = {"episodes": config.select_episodes, **_acting_settings(config), "stages": scores, "chosen": best}
+    if selection != saved:
+        path.write_text(json.dumps(selection, indent=2))
         print(f"{run.name}: real success of each stage's controller in {config.select_episodes} episodes: "
-              + ", ".join(f"{'first' if stage == '.' else stage} {score['success_rate']:.0%}"
-                          for stage, score in scores.items()))
-    return run / json.loads(path.read_text())["chosen"]
+              + ", ".join(f"{'first' if name == '.' else name} {scores[name]['success_rate']:.0%}" for name in names)
+              + f"; {'first' if best == '.' else best} chosen")
+    return run / best
 
 
 @torch.no_grad()
