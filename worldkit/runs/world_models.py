@@ -222,21 +222,20 @@ def run_seed(config: WorldModelsConfig, env: str, name: str, seed: int) -> dict:
     candidates = [run] + [run / f"candidate{k}" for k in range(1, config.first_ms)]
     for k, candidate in enumerate(candidates):
         world_model = stage_mdnrnn(config, vae, latents, candidate, seed, num_actions, candidate=k)
-        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), candidate, seed)
-    base = stage_select(config, env, candidates, run, seed)
-    if base != candidates[-1]:
-        world_model = VAEMDNWorldModel.from_pretrained(base / "checkpoints" / "world_model")
-        controller = LinearController.from_pretrained(base / "checkpoints" / "controller")
+        stage_cmaes(config, world_model, _start_states(world_model, latents), candidate, seed)
+    base = stage_select(config, env, candidates, run, seed)  # the rounds go on from the best candidate
+    world_model = VAEMDNWorldModel.from_pretrained(base / "checkpoints" / "world_model")
+    controller = LinearController.from_pretrained(base / "checkpoints" / "controller")
     stages = [*candidates]
     for round_index in range(1, config.rounds + 1):
-        stages.append(base / f"round{round_index}")
-        store = stage_round_collect(config, env, world_model, controller, stages[-1], seed * 1000 + round_index)
-        latents = LatentEpisodes(latents.episodes + stage_latents(config, vae, store, stages[-1]).episodes,
+        stage, previous = base / f"round{round_index}", stages[-1] if round_index > 1 else base
+        store = stage_round_collect(config, env, world_model, controller, stage, seed * 1000 + round_index)
+        latents = LatentEpisodes(latents.episodes + stage_latents(config, vae, store, stage).episodes,
                                  latents.env_spec)
-        world_model = stage_mdnrnn(config, vae, latents, stages[-1], seed, num_actions,
-                                   resume_from=base if round_index == 1 else stages[-2])
-        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), stages[-1], seed,
+        world_model = stage_mdnrnn(config, vae, latents, stage, seed, num_actions, resume_from=previous)
+        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), stage, seed,
                                  initial=controller if config.round_warm_start else None)
+        stages.append(stage)
     chosen = stage_select(config, env, stages, run, seed)
     world_model = VAEMDNWorldModel.from_pretrained(chosen / "checkpoints" / "world_model")
     controller = _acting(LinearController.from_pretrained(chosen / "checkpoints" / "controller"), config)
