@@ -262,7 +262,7 @@ def run_recipe(run_dir: Path, *extra: str) -> list[dict]:
              "--vae_trainer.val_check_interval=3", "--hidden_dim=16", "--mdn_trainer.max_steps=3",
              "--mdn_trainer.val_check_interval=3", "--cmaes.population=4", "--cmaes.generations=2",
              "--cmaes.rollouts=2", "--cmaes.horizon=10", "--eval_episodes=2", "--eval_workers=1",
-             "--dream_eval_rollouts=8", "--rounds=1", "--round_episodes=2", "--round_mdn_steps=2", "--select_episodes=2", *extra]
+             "--dream_eval_rollouts=8", "--rounds=2", "--round_episodes=2", "--round_mdn_steps=2", "--select_episodes=2", *extra]
     return recipe.main(parse_config(recipe.Config, flags))
 
 
@@ -273,18 +273,22 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path, caps
     base = run / ("." if (run / "round1").exists() else "candidate1")  # the candidate M the rounds went on from
     assert selection["stages"][str(base.relative_to(run))]["success_rate"] == max(
         selection["stages"][name]["success_rate"] for name in (".", "candidate1"))
+    scores = {name: (selection["stages"][name]["success_rate"], selection["stages"][name]["mean_return"])
+              for name in (str(base.relative_to(run)), str((base / "round1").relative_to(run)))}
+    went_on_from = json.loads((base / "round2" / "round.json").read_text())["goes_on_from"]
+    assert scores[went_on_from] == max(scores.values())  # round 2 goes on from the better of the two before it
     stage_files = ["latents.npz", "cmaes.jsonl", "cmaes_curve.png",
                    *(f"checkpoints/{n}/model.safetensors" for n in ("mdnrnn", "world_model", "controller"))]
     artifacts = ["recon_grid.png", "real_vs_dream.gif", "evaluation.json", "selection.json",
                  "checkpoints/vae/model.safetensors", *stage_files,
                  *(f"candidate1/{name}" for name in stage_files if name != "latents.npz"),  # the first episodes'
-                 *(str((base / "round1" / name).relative_to(run)) for name in stage_files)]
+                 *(str((base / f"round{i}" / name).relative_to(run)) for name in stage_files for i in (1, 2))]
     for name in artifacts:
         assert (run / name).exists(), name
     first, other = (MDNRNN.from_pretrained(run / stage / "checkpoints" / "mdnrnn") for stage in (".", "candidate1"))
     assert not torch.equal(first.head.weight, other.head.weight)  # each candidate M from its own weights
     assert json.loads((run / "evaluation.json").read_text()) == result
-    assert set(selection["stages"]) == {".", "candidate1", str((base / "round1").relative_to(run))}
+    assert set(selection["stages"]) == {".", "candidate1", *(str((base / f"round{i}").relative_to(run)) for i in (1, 2))}
     assert selection["episodes"] == 2
     assert selection["escape"] == result["escape"] == 8  # the controllers escape loops in the real env
     assert selection["explore"] == result["explore"] == 0.0
@@ -293,7 +297,7 @@ def test_recipe_runs_end_to_end_writes_every_artifact_and_resumes(tmp_path, caps
     [logged] = [json.loads(line) for line in (run / "eval" / "metrics.jsonl").read_text().splitlines()]
     assert logged["eval/success_rate"] == result["real"]["success_rate"]  # what a sweep reads
     assert result["real"]["episodes"] == 2 and 0 <= result["real"]["success_rate"] <= 1
-    assert result["dream"]["rollouts"] == 8 and result["collected_data"]["episodes"] == 3 + 2  # and round 1's
+    assert result["dream"]["rollouts"] == 8 and result["collected_data"]["episodes"] == 3 + 2 + 2  # and the rounds'
     assert len((run / "cmaes.jsonl").read_text().splitlines()) == 2
     assert imageio.imread(run / "recon_grid.png").shape == (2 * 30 * 3, 8 * 40 * 3, 3)
     cli(["eval", str(run), "--episodes=2", "--seed=7"])  # the chosen stage's V, M and controller, acting again

@@ -13,9 +13,10 @@ when that result exists, so a killed run started again with the same settings re
    same episodes                                                -> candidate<k>/ (the same files)
 6. the candidate whose controller does best in ``select_episodes`` real episodes goes on
                                                                 -> selection.json
-7. ``rounds`` times, World Models' iterative training: the controller (with some random actions)
-   collects real episodes, M goes on training on all episodes, and CMA-ES searches again, starting
-   from the previous controller                                 -> <candidate>/round<i>/ (the same files)
+7. ``rounds`` times, World Models' iterative training from the best stage so far (by the selection
+   episodes): its controller (with some random actions) collects real episodes, its M goes on
+   training on all episodes, and CMA-ES searches again, starting from its controller
+                                                                -> <candidate>/round<i>/ (the same files, round.json)
 8. keep the stage whose controller does best in the selection episodes
                                                                 -> selection.json
 9. evaluate that controller in the real env (100 other seeds, parallel workers) and in the dream
@@ -135,7 +136,7 @@ class WorldModelsConfig(TrackingOptions):
     round_mdn_steps: int = 1500
     """M's further training steps in each round, on all episodes so far"""
     round_warm_start: bool = True
-    """each round's CMA-ES starts from the previous round's controller rather than from zero"""
+    """each round's CMA-ES starts from the controller of the stage it goes on from rather than from zero"""
     select_episodes: int = 50
     """real episodes (seeds apart from the evaluation's) that score each stage's controller, to keep the
     best one; 0 keeps the last. The controllers are still trained only in dreams"""
@@ -224,23 +225,34 @@ def run_seed(config: WorldModelsConfig, env: str, name: str, seed: int) -> dict:
         world_model = stage_mdnrnn(config, vae, latents, candidate, seed, num_actions, candidate=k)
         stage_cmaes(config, world_model, _start_states(world_model, latents), candidate, seed)
     base = stage_select(config, env, candidates, run, seed)  # the rounds go on from the best candidate
-    world_model = VAEMDNWorldModel.from_pretrained(base / "checkpoints" / "world_model")
-    controller = LinearController.from_pretrained(base / "checkpoints" / "controller")
-    stages = [*candidates]
+    rounds, best = [], base
     for round_index in range(1, config.rounds + 1):
-        stage, previous = base / f"round{round_index}", stages[-1] if round_index > 1 else base
+        stage = base / f"round{round_index}"  # goes on from the best stage so far, not merely the last
+        _record_lineage(stage, best, run)
+        world_model = VAEMDNWorldModel.from_pretrained(best / "checkpoints" / "world_model")
+        controller = LinearController.from_pretrained(best / "checkpoints" / "controller")
         store = stage_round_collect(config, env, world_model, controller, stage, seed * 1000 + round_index)
         latents = LatentEpisodes(latents.episodes + stage_latents(config, vae, store, stage).episodes,
                                  latents.env_spec)
-        world_model = stage_mdnrnn(config, vae, latents, stage, seed, num_actions, resume_from=previous)
-        controller = stage_cmaes(config, world_model, _start_states(world_model, latents), stage, seed,
-                                 initial=controller if config.round_warm_start else None)
-        stages.append(stage)
+        world_model = stage_mdnrnn(config, vae, latents, stage, seed, num_actions, resume_from=best)
+        stage_cmaes(config, world_model, _start_states(world_model, latents), stage, seed,
+                    initial=controller if config.round_warm_start else None)
+        rounds.append(stage)
+        best = stage_select(config, env, [base, *rounds], run, seed)
+    stages = [*candidates, *rounds]
     chosen = stage_select(config, env, stages, run, seed)
     world_model = VAEMDNWorldModel.from_pretrained(chosen / "checkpoints" / "world_model")
     controller = _acting(LinearController.from_pretrained(chosen / "checkpoints" / "controller"), config)
     return stage_evaluate(config, world_model, controller, _start_states(world_model, latents), latents, env, run,
                           chosen, seed)
+
+
+def _record_lineage(stage: Path, source: Path, run: Path) -> None:
+    """``round.json``: the stage a round went on from (kept as first written, when a resumed run re-scores)."""
+    path = stage / "round.json"
+    if not path.exists():
+        stage.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"goes_on_from": str(source.relative_to(run))}))
 
 
 def _start_states(world_model: VAEMDNWorldModel, latents: LatentEpisodes):
