@@ -143,6 +143,7 @@ def test_dream_ppo_recipe_improves_in_rounds_resumes_and_reports_the_gap(tmp_pat
     first = run_recipe("dream_ppo_walker.py", tmp_path, *TINY_DREAM_PPO, "--rounds=1")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "1 rounds, 1,000 real steps" in first.stdout  # the budget split, printed first
+    assert "dreams ended by the Walker2d-v4 termination rule" in first.stdout  # not by a guessing head
     second = run_recipe("dream_ppo_walker.py", tmp_path, *TINY_DREAM_PPO, "--rounds=2")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming" in second.stdout and "after round 1" in second.stdout

@@ -22,6 +22,7 @@ from worldkit.dream.driver import evaluate_in_real_env
 from worldkit.dream.env import DreamEnv, real_start_states
 from worldkit.dream.open_loop import open_loop_error
 from worldkit.envs import make_env
+from worldkit.envs.termination import termination_rule
 from worldkit.models import RSSM, DynamicsEnsemble, LatentMLPWorldModel
 from worldkit.models.mdnrnn import MDNRNN
 from worldkit.models.protocol import WorldModel, select_state
@@ -172,6 +173,22 @@ def test_a_pessimistic_dream_pays_for_the_ensembles_uncertainty(walker_store):
     ensemble.input_mean.add_(1.0)  # a new normaliser changes the prediction as much
     fresh, _ = ensemble(obs, action)
     torch.testing.assert_close(ensemble.disagreement(obs, action), fresh.var(0, unbiased=False).mean(-1))
+
+
+def test_a_dream_ends_by_the_envs_own_rule_where_one_is_given(walker_store):
+    torch.manual_seed(0)
+    ensemble = DynamicsEnsemble(walker_store.observation_space, walker_store.action_space, ensemble_size=3,
+                                hidden_sizes=(16,)).eval()
+    rule = termination_rule(gym.make("Walker2d-v4"))
+    dreams = DreamEnv(ensemble, real_start_states(ensemble, walker_store), 64, ends=rule)
+    dreams.reset(seed=0)
+    ended = []
+    for _ in range(5):
+        obs, _, terminated, truncated, infos = dreams.step(np.zeros((64, 6), np.float32))
+        last = np.stack([infos["final_obs"][i] if terminated[i] or truncated[i] else obs[i] for i in range(64)])
+        np.testing.assert_array_equal(terminated, rule(torch.as_tensor(last)).numpy())
+        ended.extend(terminated)
+    assert 0 < np.mean(ended) < 1  # some dreamed walkers fell, some did not
 
 
 class PointMass(torch.nn.Module):

@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from worldkit.envs import (
     RenderingError,
@@ -12,6 +13,7 @@ from worldkit.envs import (
     parse_spec,
     resize_frame,
 )
+from worldkit.envs.termination import termination_rule
 
 
 @pytest.mark.parametrize(
@@ -204,3 +206,28 @@ def test_vector_env_seeds_each_env_differently_and_repeatably():
     obs = first_obs()
     assert not np.array_equal(obs[0], obs[1])
     np.testing.assert_array_equal(obs, first_obs())
+
+
+@pytest.mark.parametrize("env_id", ["Walker2d-v4", "Hopper-v5", "Ant-v4", "Humanoid-v4", "InvertedPendulum-v4",
+                                    "HalfCheetah-v4"])
+def test_termination_rules_end_exactly_the_steps_the_env_ends(env_id):
+    env = gym.make(env_id)
+    rule = termination_rule(env)
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    ended, predicted = [], []
+    for _ in range(1500):
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        ended.append(terminated)
+        predicted.append(bool(rule(torch.as_tensor(obs, dtype=torch.float32)[None])[0]))
+        if terminated or truncated:
+            env.reset()
+    assert predicted == ended
+    assert any(ended) == (env_id != "HalfCheetah-v4")  # random actions end these episodes
+
+
+def test_no_rule_where_the_pose_is_not_in_the_observation():
+    assert termination_rule(gym.make("Walker2d-v4", exclude_current_positions_from_observation=False)) is None
+    assert termination_rule(gym.make("InvertedDoublePendulum-v4")) is None
+    lenient = termination_rule(gym.make("Walker2d-v4", healthy_z_range=(0.1, 5.0)))  # the env's own settings
+    assert not lenient(torch.tensor([[0.5, 0.0] + [0.0] * 15]))[0]

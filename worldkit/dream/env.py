@@ -2,8 +2,8 @@
 
 Observations are the world model's features; rewards and ends are its predictions. Each episode
 starts from a state drawn from a pool filtered from real observations (so dreams begin where
-real episodes go), ends when the continue head says so (sampled from its probability) and is
-truncated after ``horizon`` steps, which a learner should bootstrap from. Autoreset is
+real episodes go), ends when the continue head says so (sampled from its probability), or by the
+env's own rule on the dreamed observation where one is given, and is truncated after ``horizon`` steps, which a learner should bootstrap from. Autoreset is
 SAME_STEP, as worldkit's PPO expects: a finished env's returned observation already starts its
 next dream, and the true last one is in ``infos["final_obs"]``.
 """
@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from worldkit.envs.termination import TerminationRule
 from worldkit.models.protocol import State, WorldModel, select_state
 
 
@@ -29,6 +30,9 @@ class DreamEnv(gym.vector.VectorEnv):
         temperature: the world model's sampling temperature.
         sample_ends: end dreams by sampling the continue probability; False never terminates
             them (the horizon alone ends them).
+        ends: a rule that says from the dreamed observation (``world_model.decode``) which dreams
+            ended, such as :func:`worldkit.envs.termination.termination_rule`; it replaces the
+            continue head.
         penalty: subtract ``penalty`` times the world model's uncertainty about each step from its
             reward (MOPO-style pessimism), so steps the model only guesses pay a learner less.
             Needs a world model with an ``uncertainty(state, action)`` method, such as an ensemble.
@@ -37,7 +41,8 @@ class DreamEnv(gym.vector.VectorEnv):
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
     def __init__(self, world_model: WorldModel, start_states: State, num_envs: int = 1, *, horizon: int = 200,
-                 temperature: float = 1.0, sample_ends: bool = True, penalty: float = 0.0):
+                 temperature: float = 1.0, sample_ends: bool = True, ends: TerminationRule | None = None,
+                 penalty: float = 0.0):
         if num_envs < 1 or horizon < 1:
             raise ValueError(f"num_envs and horizon must be at least 1, got {num_envs} and {horizon}")
         if temperature < 0:
@@ -51,7 +56,7 @@ class DreamEnv(gym.vector.VectorEnv):
             raise ValueError("start_states is empty: filter some real observations first (real_start_states)")
         self.world_model, self.pool = world_model, start_states
         self.num_envs, self.horizon, self.temperature, self.sample_ends = num_envs, horizon, temperature, sample_ends
-        self.penalty = penalty
+        self.penalty, self.ends = penalty, ends
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (world_model.feature_dim,), np.float32)
         self.single_action_space = world_model.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -88,7 +93,12 @@ class DreamEnv(gym.vector.VectorEnv):
         self._steps += 1
         obs = self._observe(state)
         continues = continues.float().cpu().numpy()
-        terminated = (self._rng.random(self.num_envs) >= continues) if self.sample_ends else np.zeros(self.num_envs, bool)
+        if self.ends is not None:
+            terminated = self.ends(self.world_model.decode(state)).cpu().numpy()
+        elif self.sample_ends:
+            terminated = self._rng.random(self.num_envs) >= continues
+        else:
+            terminated = np.zeros(self.num_envs, bool)
         truncated = (self._steps >= self.horizon) & ~terminated
         infos: dict[str, Any] = {}
         done = terminated | truncated
@@ -110,7 +120,7 @@ class DreamEnv(gym.vector.VectorEnv):
     def single_env(self) -> "SingleDreamEnv":
         """A one-dream ``gymnasium.Env`` over the same world model and start states."""
         return SingleDreamEnv(self.world_model, self.pool, horizon=self.horizon, temperature=self.temperature,
-                              sample_ends=self.sample_ends, penalty=self.penalty)
+                              sample_ends=self.sample_ends, ends=self.ends, penalty=self.penalty)
 
     def _draw(self, n: int) -> State:
         index = torch.as_tensor(self._rng.integers(len(self.pool[0]), size=n), device=self.device)

@@ -27,6 +27,7 @@ from worldkit.data.datasets import SequenceDataset
 from worldkit.dream.driver import WorldModelPolicy, evaluate_in_real_env
 from worldkit.dream.env import DreamEnv, real_start_states
 from worldkit.envs import make_env, parse_spec
+from worldkit.envs.termination import termination_rule
 from worldkit.models import DynamicsEnsemble
 from worldkit.models.rssm import PRESETS, RSSM
 from worldkit.runs.files import EvaluationLog, save_atomically, write_json
@@ -69,6 +70,10 @@ class DreamPPOConfig(TrackingOptions):
     pessimism, in reward units per normalised standard deviation): steps the members disagree on,
     where the dream is a guess, pay less. Ensemble of 2 or more only. The logged dream return and
     dream-to-real gap are the plain dream's, without the penalty"""
+    learned_ends: bool = False
+    """end dreams by the world model's continue head even where worldkit knows the env's own
+    termination rule (gymnasium's MuJoCo tasks, :mod:`worldkit.envs.termination`): a head learnt
+    from a policy's own episodes guesses ends in the faster gaits it never saw"""
     start_episodes: int = 200
     """the latest real episodes whose states dreams start from"""
     eval_episodes: int = 10
@@ -111,6 +116,7 @@ def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
     with make_env(spec) as probe:
         require_flat_box(probe.observation_space, f"this recipe (on {spec})")
         spaces = probe.observation_space, probe.action_space
+        ends = None if config.learned_ends else termination_rule(probe)
     run_dir = Path(config.run_dir)
     check_same_settings(run_dir, config, RESUMABLE_CHANGES)
     hold_run_dir(run_dir)
@@ -118,7 +124,8 @@ def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     print(f"dream PPO on {spec}: {config.rounds} rounds, {config.real_steps:,} real steps ({config.first_steps:,} random, "
           f"then {config.steps_per_round:,} a round with the policy), {config.model_updates:,} {config.world_model} "
-          f"updates and {config.dream_steps:,} dreamed PPO steps a round")
+          f"updates and {config.dream_steps:,} dreamed PPO steps a round, dreams ended by "
+          f"{'the ' + str(spec.name) + ' termination rule' if ends else 'the learned continue head'}")
 
     model = _new_world_model(config, *spaces, str(spec))
     model_optimizer = model.configure_optimizers()
@@ -148,13 +155,13 @@ def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
         # 3. PPO in the dream only, from the states of the latest real episodes
         episodes = [store.episode(i) for i in range(max(0, len(store) - config.start_episodes), len(store))]
         starts = real_start_states(model, episodes)
-        ppo = _dream_ppo(config, model, starts, round_index, ppo_state, run_dir, logger)
+        ppo = _dream_ppo(config, model, starts, ends, round_index, ppo_state, run_dir, logger)
         ppo_state = ppo.state_dict()
         (run_dir / "ppo_round.pt").unlink(missing_ok=True)
         # 4. the policy, scored in the real env and in the dream over the same horizon
         act = lambda features, agent=ppo.agent: agent.act(features, deterministic=True)
         row = _evaluate(config, spec, model, ppo.agent, act, real_start_states(model, episodes, steps_per_episode=0),
-                        round_index, store, model_loss)
+                        ends, round_index, store, model_loss)
         row["seconds"] = round(seconds + time.perf_counter() - sitting, 1)
         evaluations.append(row)
         logger.log({f"eval/{k}": v for k, v in row.items() if k not in ("step", "round")}, step=row["real_steps"])
@@ -230,12 +237,12 @@ def _agent(config: DreamPPOConfig, model, ppo_state: dict):
     return ppo.agent.eval()
 
 
-def _dream_ppo(config: DreamPPOConfig, model, starts, round_index: int, ppo_state: "dict | None", run_dir: Path,
+def _dream_ppo(config: DreamPPOConfig, model, starts, ends, round_index: int, ppo_state: "dict | None", run_dir: Path,
                logger: RunLogger) -> PPO:
     """PPO continued for ``dream_steps`` more dreamed steps, saved after every update (a killed round
     resumes its PPO where it stopped)."""
     dreams = DreamEnv(model, starts, config.ppo.num_envs, horizon=config.horizon, temperature=config.temperature,
-                      penalty=config.penalty)
+                      ends=ends, penalty=config.penalty)
     ppo = PPO(dataclasses.replace(config.ppo, total_steps=(round_index + 1) * config.dream_steps, seed=config.seed), dreams)
     round_file = run_dir / "ppo_round.pt"
     if round_file.exists():
@@ -251,14 +258,15 @@ def _dream_ppo(config: DreamPPOConfig, model, starts, round_index: int, ppo_stat
     return ppo
 
 
-def _evaluate(config: DreamPPOConfig, spec, model, agent, act, first_states, round_index: int, store: EpisodeStore,
+def _evaluate(config: DreamPPOConfig, spec, model, agent, act, first_states, ends, round_index: int, store: EpisodeStore,
               model_loss: float) -> dict[str, Any]:
     """The policy in the real env (whole episodes, and their first ``horizon`` steps) and in the dream
     over ``horizon`` steps from real first states, so the dream-to-real gap compares like with like."""
     seed = 10_000 + config.seed
     whole = evaluate_in_real_env(model, act, str(spec), config.eval_episodes, seed=seed)
     at_horizon = evaluate_in_real_env(model, act, str(spec), config.eval_episodes, seed=seed, max_steps=config.horizon)
-    in_dream = evaluate(agent, DreamEnv(model, first_states, 1, horizon=config.horizon, temperature=config.temperature),
+    in_dream = evaluate(agent, DreamEnv(model, first_states, 1, horizon=config.horizon, temperature=config.temperature,
+                                        ends=ends),
                         config.eval_episodes, seed=seed)
     return {"step": store.num_steps, "round": round_index + 1, "real_steps": store.num_steps, "dream_steps": (round_index + 1) * config.dream_steps,
             "real_return": whole["mean_return"], "real_std": whole["std_return"], "real_length": whole["mean_length"],
