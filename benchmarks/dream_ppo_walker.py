@@ -2,6 +2,7 @@
 
     python benchmarks/dream_ppo_walker.py                      # run what is missing, then report
     python benchmarks/dream_ppo_walker.py --report_only=True   # report from the runs on disk
+    python benchmarks/dream_ppo_walker.py --learned_ends=True  # dreams ended by the learned continue head
 
 Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another (``--jobs=2``: two at once); finished runs are skipped
 and killed ones resume. Protocol: the final policy, deterministic, 10 real episodes (reset seeds
@@ -22,6 +23,8 @@ from worldkit.config import parse_config
 class Config:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     world_model: str = "ensemble"
+    learned_ends: bool = False
+    """the recipe's --learned_ends (runs in <run_dir>_learned_ends, results in dream_ppo_walker_learned_ends.json)"""
     run_dir: str = "benchmarks/runs/dream_ppo_walker"
     jobs: int = 1
     """seeds at once (each one process on one core: 2 on a 2-core machine)"""
@@ -29,16 +32,22 @@ class Config:
 
 
 def run_seed(config: Config, seed: int) -> Path:
-    return run_recipe("dream_ppo_walker", ROOT / config.run_dir / f"seed{seed}", f"--world_model={config.world_model}",
-                      f"--seed={seed}")
+    return run_recipe("dream_ppo_walker", _runs(config) / f"seed{seed}", f"--world_model={config.world_model}",
+                      f"--seed={seed}", *(["--learned_ends=True"] if config.learned_ends else []))
+
+
+def _runs(config: Config) -> Path:
+    return ROOT / (config.run_dir + "_learned_ends" * config.learned_ends)
 
 
 def report(config: Config) -> dict:
-    runs = [ROOT / config.run_dir / f"seed{seed}" for seed in config.seeds]
+    runs = [_runs(config) / f"seed{seed}" for seed in config.seeds]
     runs = [run for run in runs if (run / "summary.json").exists()]
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     results = {**provenance(), "protocol": "final deterministic policy, 10 real episodes from reset seed 10,000 + seed",
-               "world_model": config.world_model, "seeds": [int(run.name.removeprefix("seed")) for run in runs],
+               "world_model": config.world_model,
+               "dream_ends": "the learned continue head" if config.learned_ends else "the task's termination rule",
+               "seeds": [int(run.name.removeprefix("seed")) for run in runs],
                "per_seed": [s["real_return"] for s in summaries],
                "real_steps_per_seed": [s["real_steps"] for s in summaries],
                "hours_per_seed": [s["hours"] for s in summaries],
@@ -46,6 +55,7 @@ def report(config: Config) -> dict:
                "gap_protocol": "the final policy's dreamed return minus its real return over the dream's horizon, "
                                "both from real first observations"}
     name = "dream_ppo_walker" if config.world_model == "ensemble" else f"dream_ppo_walker_{config.world_model}"
+    name += "_learned_ends" * config.learned_ends
     return write_results(name, results, "Walker2d-v4")
 
 

@@ -16,6 +16,7 @@ import re
 import statistics
 import sys
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -578,9 +579,13 @@ def imagination_throughput() -> str:
 
 
 def dream_ppo() -> str:
-    results = _load("dream_ppo_walker")
+    results, learned = _load("dream_ppo_walker"), _load("dream_ppo_walker_learned_ends")
+    learned_line = (f"The learned continue head ending dreams (`--learned_ends=True`, "
+                    f"`dream_ppo_walker_learned_ends.json`): {', '.join(f'{v:,.0f}' for v in learned['per_seed'])}; "
+                    f"IQM {_summary(learned['per_seed'])}."
+                    if learned else "")
     if results is None:
-        return "Not measured yet: `python benchmarks/dream_ppo_walker.py`."
+        return "\n\n".join(["Not measured yet: `python benchmarks/dream_ppo_walker.py`.", learned_line]).strip()
     # files without a gap_protocol measured the gap from dreams started anywhere in real episodes,
     # not from first observations as the real return is: that gap is left out
     gaps = results["dream_to_real_gap_per_seed"] if "gap_protocol" in results else None
@@ -603,7 +608,7 @@ def dream_ppo() -> str:
         lines += ["", (f"Model-free PPO's deterministic evaluation at {', '.join(f'{s:,}' for s in at)} real steps "
                        f"(`wm_ppo_default_vs_ppo.json`, its seeds 1-{len(values)}, 5 episodes each): "
                        f"{', '.join(f'{v:,.0f}' for v in values)}; IQM {_summary(values)}.")]
-    return "\n".join(lines)
+    return "\n".join(lines + (["", learned_line] if learned_line else []))
 
 
 def _sharing(results: dict, i: int) -> str:
@@ -655,7 +660,8 @@ def sidewalk() -> str:
     firsts = max(sum("round" not in name for name in seed) for seed in results["stages_per_seed"])
     rounds = max(sum("round" in name for name in seed) for seed in results["stages_per_seed"])
     lines = [f"{_source(results, 'sidewalk_from_scratch')}. Protocol: {results['protocol']}; selection: "
-             f"{results['selection_protocol']}. The rounds go on from the first M whose controller did best.", "",
+             f"{results['selection_protocol']}. The rounds go on from the first M whose controller did best, "
+             "each from the best stage so far (named where that is not the stage before it).", "",
              "| seed | success | chosen stage | selection success: "
              + " / ".join(_sidewalk_stage("." if k == 0 else f"candidate{k}") for k in range(firsts))
              + " | then " + " / ".join(f"round {i}" for i in range(1, rounds + 1)) + " | minutes |",
@@ -663,7 +669,10 @@ def sidewalk() -> str:
     for i, seed in enumerate(results["seeds"]):
         by_stage = results["stages_per_seed"][i]
         scores = [f"{by_stage[n]['success_rate']:.0%}" for n in by_stage if "round" not in n]
-        went_on = [f"{by_stage[n]['success_rate']:.0%}" for n in _sidewalk_path(by_stage)[1:]]
+        path = _sidewalk_path(by_stage)
+        went_on = [f"{by_stage[n]['success_rate']:.0%}" + (f" (from {_sidewalk_stage(by_stage[n]['goes_on_from'])})"
+                                                             if by_stage[n].get("goes_on_from", before) != before else "")
+                   for before, n in pairwise(path)]
         lines.append(f"| {seed} | {results['per_seed'][i]:.0%} | {_sidewalk_stage(results['chosen_stage_per_seed'][i])} | "
                      + " / ".join(scores + ["-"] * (firsts - len(scores))) + " | "
                      + " / ".join(went_on + ["-"] * (rounds - len(went_on)))

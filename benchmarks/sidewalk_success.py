@@ -67,11 +67,12 @@ def run_seed(config: Config, seed: int) -> None:
                f"--run_dir={folder}",
                "--progress=False", "--wandb_mode=disabled"]
     seconds_file = folder / "seconds.json"
-    spent = json.loads(seconds_file.read_text())["seconds"] if seconds_file.exists() else 0.0
+    saved = json.loads(seconds_file.read_text()) if seconds_file.exists() else {"seconds": 0.0, "jobs": 1}
+    jobs = max(saved.get("jobs", 1), config.jobs)  # the most seeds that ever shared the machine with this one
     start = time.monotonic()
 
     def record_time() -> None:  # every half minute too, so a run killed mid-way keeps the time it spent
-        seconds_file.write_text(json.dumps({"seconds": spent + time.monotonic() - start, "jobs": config.jobs,
+        seconds_file.write_text(json.dumps({"seconds": saved["seconds"] + time.monotonic() - start, "jobs": jobs,
                                             "threads": config.threads}))
 
     with open(folder / "recipe.log", "a") as log:
@@ -107,6 +108,8 @@ def _selection(run: Path) -> dict:
         seen = sum(len(list(folder.glob("*.npz")))
                    for folder in [run / "store", *(stage.parent / f"round{i}" / "store" for i in range(1, rounds + 1))])
         stages[name] = {"success_rate": score["success_rate"], "real_episodes": seen}
+        if (stage / "round.json").exists():  # the stage the round went on from
+            stages[name]["goes_on_from"] = json.loads((stage / "round.json").read_text())["goes_on_from"]
     return {"chosen": selection["chosen"], "stages": stages}
 
 
