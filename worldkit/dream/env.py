@@ -3,9 +3,10 @@
 Observations are the world model's features; rewards and ends are its predictions. Each episode
 starts from a state drawn from a pool filtered from real observations (so dreams begin where
 real episodes go), ends when the continue head says so (sampled from its probability), or by the
-env's own rule on the dreamed observation where one is given, and is truncated after ``horizon`` steps, which a learner should bootstrap from. Autoreset is
-SAME_STEP, as worldkit's PPO expects: a finished env's returned observation already starts its
-next dream, and the true last one is in ``infos["final_obs"]``.
+env's own rule on the dreamed observation where one is given, and is truncated after ``horizon``
+steps, which a learner should bootstrap from. Autoreset is SAME_STEP, as worldkit's PPO expects:
+a finished env's returned observation already starts its next dream, and the true last one is in
+``infos["final_obs"]``.
 """
 
 from collections.abc import Iterable

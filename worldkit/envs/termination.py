@@ -4,9 +4,8 @@ Why: a dream learnt from a policy's own episodes has a continue head that has se
 it guesses ends in states it never saw. In the locomotion tasks those unseen states are the faster
 gaits a better policy reaches, so a learned head that ends dreams there teaches the policy that
 going faster is death. These tasks end by a fixed rule on the body's pose (Walker2d: the torso's
-height and angle), which the observation carries; MBPO, MOPO and the MBRL benchmark of ME-TRPO
-end their model rollouts by it. The rules read the env's own settings (a user's
-``healthy_z_range=...`` is honoured).
+height and angle), which the observation carries; MBPO and MOPO end their model rollouts by it.
+The rules read the env's own settings (a user's ``healthy_z_range=...`` is honoured).
 """
 
 from collections.abc import Callable

@@ -291,7 +291,7 @@ def _write_artifacts(config: DreamPPOConfig, spec, run_dir: Path, model, ppo_sta
                      f"dream return over {config.horizon} steps": [(steps, [row["dream_return"] for row in rows])],
                      f"real return over {config.horizon} steps": [(steps, [row["real_return_at_horizon"] for row in rows])]},
                     run_dir / "learning_curve.png", xlabel="real env steps",
-                    title=f"PPO trained only in a {config.world_model} dream of {spec}")
+                    title=f"PPO trained only in dreams of {spec} ({config.world_model})")
     logger.log_image("learning_curve", run_dir / "learning_curve.png")
     write_json(run_dir / "summary.json", summary)
     return summary
