@@ -3,6 +3,7 @@
     python benchmarks/dream_ppo_walker.py                      # run what is missing, then report
     python benchmarks/dream_ppo_walker.py --report_only=True   # report from the runs on disk
     python benchmarks/dream_ppo_walker.py --learned_ends=True  # dreams ended by the learned continue head
+    python benchmarks/dream_ppo_walker.py --gamma=0.99         # PPO's discount in the dream
 
 Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another (``--jobs=2``: two at once); finished runs are skipped
 and killed ones resume. Protocol: the final policy, deterministic, 10 real episodes (reset seeds
@@ -25,6 +26,9 @@ class Config:
     world_model: str = "ensemble"
     learned_ends: bool = False
     """the recipe's --learned_ends (runs in <run_dir>_learned_ends, results in dream_ppo_walker_learned_ends.json)"""
+    gamma: float | None = None
+    """PPO's discount in the dream, the recipe's --ppo.gamma (None: the recipe's default; else runs in
+    <run_dir>[_learned_ends]_gamma<gamma>, results in dream_ppo_walker[_learned_ends]_gamma<gamma>.json)"""
     run_dir: str = "benchmarks/runs/dream_ppo_walker"
     jobs: int = 1
     """seeds at once (each one process on one core: 2 on a 2-core machine)"""
@@ -33,11 +37,17 @@ class Config:
 
 def run_seed(config: Config, seed: int) -> Path:
     return run_recipe("dream_ppo_walker", _runs(config) / f"seed{seed}", f"--world_model={config.world_model}",
-                      f"--seed={seed}", *(["--learned_ends=True"] if config.learned_ends else []))
+                      f"--seed={seed}", *(["--learned_ends=True"] if config.learned_ends else []),
+                      *([f"--ppo.gamma={config.gamma}"] if config.gamma is not None else []))
+
+
+def _variant(config: Config) -> str:
+    """The suffix of a variant's run folder and results file."""
+    return "_learned_ends" * config.learned_ends + (f"_gamma{config.gamma}" if config.gamma is not None else "")
 
 
 def _runs(config: Config) -> Path:
-    return ROOT / (config.run_dir + "_learned_ends" * config.learned_ends)
+    return ROOT / (config.run_dir + _variant(config))
 
 
 def report(config: Config) -> dict:
@@ -47,6 +57,7 @@ def report(config: Config) -> dict:
     results = {**provenance(), "protocol": "final deterministic policy, 10 real episodes from reset seed 10,000 + seed",
                "world_model": config.world_model,
                "dream_ends": "the learned continue head" if config.learned_ends else "the task's termination rule",
+               "gamma_per_seed": [json.loads((run / "config.json").read_text())["ppo"]["gamma"] for run in runs],
                "seeds": [int(run.name.removeprefix("seed")) for run in runs],
                "per_seed": [s["real_return"] for s in summaries],
                "real_steps_per_seed": [s["real_steps"] for s in summaries],
@@ -55,7 +66,7 @@ def report(config: Config) -> dict:
                "gap_protocol": "the final policy's dreamed return minus its real return over the dream's horizon, "
                                "both from real first observations"}
     name = "dream_ppo_walker" if config.world_model == "ensemble" else f"dream_ppo_walker_{config.world_model}"
-    name += "_learned_ends" * config.learned_ends
+    name += _variant(config)
     return write_results(name, results, "Walker2d-v4")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from common import ROOT, provenance, seed_by_seed, write_results
 
 from worldkit.config import parse_config
+from worldkit.runs.world_models import best_stage
 
 
 @dataclass
@@ -97,8 +98,7 @@ def _selection(run: Path) -> dict:
         return {"chosen": ".", "stages": {}}
     selection = json.loads((run / "selection.json").read_text())
     firsts = [name for name in selection["stages"] if "round" not in name]
-    base = max(firsts, key=lambda name: (selection["stages"][name]["success_rate"],  # as the recipe chooses
-                                         selection["stages"][name]["mean_return"]))
+    base = best_stage(selection["stages"], firsts)  # the first M the rounds went on from
     stages = {}
     for name, score in selection["stages"].items():
         if "round" in name and (run / name).parent != run / base:

@@ -400,7 +400,7 @@ def stage_select(config: WorldModelsConfig, env: str, stages: list[Path], run: P
                                    workers=config.eval_workers, size=config.frame_size, progress=config.progress,
                                    **_escape(config))
             scores[name] = {key: real[key] for key in ("success_rate", "mean_return", "mean_length")}
-    best = max(names, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
+    best = best_stage(scores, names)
     selection = {"episodes": config.select_episodes, **_acting_settings(config), "stages": scores, "chosen": best}
     if selection != saved:
         path.write_text(json.dumps(selection, indent=2))
@@ -408,6 +408,11 @@ def stage_select(config: WorldModelsConfig, env: str, stages: list[Path], run: P
               + ", ".join(f"{'first' if name == '.' else name} {scores[name]['success_rate']:.0%}" for name in names)
               + f"; {'first' if best == '.' else best} chosen")
     return run / best
+
+
+def best_stage(scores: dict[str, dict], names: list[str]) -> str:
+    """Of ``names``, the stage with the most real successes in ``scores``; the higher mean return breaks a tie."""
+    return max(names, key=lambda stage: (scores[stage]["success_rate"], scores[stage]["mean_return"]))
 
 
 @torch.no_grad()
