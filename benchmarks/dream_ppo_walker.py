@@ -4,6 +4,7 @@
     python benchmarks/dream_ppo_walker.py --report_only=True   # report from the runs on disk
     python benchmarks/dream_ppo_walker.py --learned_ends=True  # dreams ended by the learned continue head
     python benchmarks/dream_ppo_walker.py --gamma=0.99         # PPO's discount in the dream
+    python benchmarks/dream_ppo_walker.py --dream_steps=600000 # PPO's dreamed steps a round
 
 Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another (``--jobs=2``: two at once); finished runs are skipped
 and killed ones resume. Protocol: the final policy, deterministic, 10 real episodes (reset seeds
@@ -29,6 +30,9 @@ class Config:
     gamma: float | None = None
     """PPO's discount in the dream, the recipe's --ppo.gamma (None: the recipe's default; else runs in
     <run_dir>[_learned_ends]_gamma<gamma>, results in dream_ppo_walker[_learned_ends]_gamma<gamma>.json)"""
+    dream_steps: int | None = None
+    """PPO's dreamed steps a round, the recipe's --dream_steps (None: the recipe's default; else runs
+    in <run_dir>..._dream_steps<n>, results in dream_ppo_walker..._dream_steps<n>.json)"""
     run_dir: str = "benchmarks/runs/dream_ppo_walker"
     jobs: int = 1
     """seeds at once (each one process on one core: 2 on a 2-core machine)"""
@@ -38,12 +42,14 @@ class Config:
 def run_seed(config: Config, seed: int) -> Path:
     return run_recipe("dream_ppo_walker", _runs(config) / f"seed{seed}", f"--world_model={config.world_model}",
                       f"--seed={seed}", *(["--learned_ends=True"] if config.learned_ends else []),
-                      *([f"--ppo.gamma={config.gamma}"] if config.gamma is not None else []))
+                      *([f"--ppo.gamma={config.gamma}"] if config.gamma is not None else []),
+                      *([f"--dream_steps={config.dream_steps}"] if config.dream_steps is not None else []))
 
 
 def _variant(config: Config) -> str:
     """The suffix of a variant's run folder and results file."""
-    return "_learned_ends" * config.learned_ends + (f"_gamma{config.gamma}" if config.gamma is not None else "")
+    return ("_learned_ends" * config.learned_ends + (f"_gamma{config.gamma}" if config.gamma is not None else "")
+            + (f"_dream_steps{config.dream_steps}" if config.dream_steps is not None else ""))
 
 
 def _runs(config: Config) -> Path:
@@ -58,6 +64,7 @@ def report(config: Config) -> dict:
                "world_model": config.world_model,
                "dream_ends": "the learned continue head" if config.learned_ends else "the task's termination rule",
                "gamma_per_seed": [json.loads((run / "config.json").read_text())["ppo"]["gamma"] for run in runs],
+               "dream_steps_per_seed": [json.loads((run / "config.json").read_text())["dream_steps"] for run in runs],
                "seeds": [int(run.name.removeprefix("seed")) for run in runs],
                "per_seed": [s["real_return"] for s in summaries],
                "real_steps_per_seed": [s["real_steps"] for s in summaries],

@@ -62,6 +62,12 @@ def _summary(values: list[float]) -> str:
     return f"{values[0]:,.0f}" if len(values) == 1 else _ci(intervals(values))
 
 
+def _seed_list(seeds: list[int]) -> str:
+    """``0-4`` for consecutive seeds, else ``0, 2, 5``."""
+    consecutive = len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[-1] + 1))
+    return f"{seeds[0]}-{seeds[-1]}" if consecutive else ", ".join(map(str, seeds))
+
+
 def _iqm(values: list[float]) -> float:
     return values[0] if len(values) == 1 else intervals(values)["iqm"]
 
@@ -579,11 +585,14 @@ def imagination_throughput() -> str:
 
 
 def dream_ppo() -> str:
-    results, learned = _load("dream_ppo_walker"), _load("dream_ppo_walker_learned_ends")
-    learned_line = (f"The learned continue head ending dreams (`--learned_ends=True`, "
-                    f"`dream_ppo_walker_learned_ends.json`): {', '.join(f'{v:,.0f}' for v in learned['per_seed'])}; "
-                    f"IQM {_summary(learned['per_seed'])}."
-                    if learned else "")
+    results = _load("dream_ppo_walker")
+    variants = [(name, flags, what) for name, flags, what in (
+        ("dream_ppo_walker_gamma0.99", "--gamma=0.99", "Discount 0.99"),
+        ("dream_ppo_walker_learned_ends_gamma0.99", "--learned_ends=True --gamma=0.99",
+         "Discount 0.99, dreams ended by the learned continue head")) if _load(name)]
+    learned_line = " ".join(f"{what} (`{flags}`, `{name}.json`, seeds {_seed_list(_load(name)['seeds'])}): "
+                            f"{', '.join(f'{v:,.0f}' for v in _load(name)['per_seed'])}; IQM {_summary(_load(name)['per_seed'])}."
+                            for name, flags, what in variants)
     if results is None:
         return "\n\n".join(["Not measured yet: `python benchmarks/dream_ppo_walker.py`.", learned_line]).strip()
     # files without a gap_protocol measured the gap from dreams started anywhere in real episodes,
