@@ -70,14 +70,25 @@ def check_same_settings(run_dir: Path, config: Any, resumable: Iterable[str]) ->
     saved_file = Path(run_dir) / "config.json"
     if not (Path(run_dir) / "state.pt").exists() or not saved_file.exists():
         return
-    wanted, resumable = config_dict(config), set(resumable)
-    saved = _with_missing(json.loads(saved_file.read_text()), config_dict(type(config)()))
+    wanted, resumable = _flat(config_dict(config)), set(resumable)
+    saved = _flat(_with_missing(json.loads(saved_file.read_text()), config_dict(type(config)())))
     differences = sorted(key for key in set(saved) | set(wanted)
-                         if key not in resumable and saved.get(key) != wanted.get(key))
+                         if key.split(".")[0] not in resumable and saved.get(key) != wanted.get(key))
     if differences:
         details = ", ".join(f"{key}: saved {saved.get(key)!r}, now {wanted.get(key)!r}" for key in differences)
         raise ValueError(f"{run_dir} holds a run with other settings ({details}); "
                          "give another --run_dir, or the saved settings to resume it")
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    """Nested settings as dotted keys (``ppo.gamma``), as the flags name them."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _with_missing(saved: dict, defaults: dict) -> dict:
