@@ -60,11 +60,12 @@ def report(config: Config) -> dict:
     runs = [_runs(config) / f"seed{seed}" for seed in config.seeds]
     runs = [run for run in runs if (run / "summary.json").exists()]
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    settings = [json.loads((run / "config.json").read_text()) for run in runs]
     results = {**provenance(), "protocol": "final deterministic policy, 10 real episodes from reset seed 10,000 + seed",
                "world_model": config.world_model,
                "dream_ends": "the learned continue head" if config.learned_ends else "the task's termination rule",
-               "gamma_per_seed": [json.loads((run / "config.json").read_text())["ppo"]["gamma"] for run in runs],
-               "dream_steps_per_seed": [json.loads((run / "config.json").read_text())["dream_steps"] for run in runs],
+               "gamma_per_seed": [s["ppo"]["gamma"] for s in settings],
+               "dream_steps_per_seed": [s["dream_steps"] for s in settings],
                "seeds": [int(run.name.removeprefix("seed")) for run in runs],
                "per_seed": [s["real_return"] for s in summaries],
                "real_steps_per_seed": [s["real_steps"] for s in summaries],

@@ -586,15 +586,15 @@ def imagination_throughput() -> str:
 
 def dream_ppo() -> str:
     results = _load("dream_ppo_walker")
-    variants = [(name, flags, what) for name, flags, what in (
+    variants = [(name, flags, what, _load(name)) for name, flags, what in (
         ("dream_ppo_walker_gamma0.99", "--gamma=0.99", "Discount 0.99"),
         ("dream_ppo_walker_learned_ends_gamma0.99", "--learned_ends=True --gamma=0.99",
-         "Discount 0.99, dreams ended by the learned continue head")) if _load(name)]
-    learned_line = " ".join(f"{what} (`{flags}`, `{name}.json`, seeds {_seed_list(_load(name)['seeds'])}): "
-                            f"{', '.join(f'{v:,.0f}' for v in _load(name)['per_seed'])}; IQM {_summary(_load(name)['per_seed'])}."
-                            for name, flags, what in variants)
+         "Discount 0.99, dreams ended by the learned continue head"))]
+    variant_line = " ".join(f"{what} (`{flags}`, `{name}.json`, seeds {_seed_list(v['seeds'])}): "
+                            f"{', '.join(f'{x:,.0f}' for x in v['per_seed'])}; IQM {_summary(v['per_seed'])}."
+                            for name, flags, what, v in variants if v)
     if results is None:
-        return "\n\n".join(["Not measured yet: `python benchmarks/dream_ppo_walker.py`.", learned_line]).strip()
+        return "\n\n".join(["Not measured yet: `python benchmarks/dream_ppo_walker.py`.", variant_line]).strip()
     # files without a gap_protocol measured the gap from dreams started anywhere in real episodes,
     # not from first observations as the real return is: that gap is left out
     gaps = results["dream_to_real_gap_per_seed"] if "gap_protocol" in results else None
@@ -617,7 +617,7 @@ def dream_ppo() -> str:
         lines += ["", (f"Model-free PPO's deterministic evaluation at {', '.join(f'{s:,}' for s in at)} real steps "
                        f"(`wm_ppo_default_vs_ppo.json`, its seeds 1-{len(values)}, 5 episodes each): "
                        f"{', '.join(f'{v:,.0f}' for v in values)}; IQM {_summary(values)}.")]
-    return "\n".join(lines + (["", learned_line] if learned_line else []))
+    return "\n".join(lines + (["", variant_line] if variant_line else []))
 
 
 def _sharing(results: dict, i: int) -> str:
