@@ -244,8 +244,9 @@ def _dream_ppo_goal_rows() -> list[str]:
     if not results or not results["per_seed"]:
         return [f"| PPO in the dream | {goal} | not measured yet | open |"]
     finals, hours = results["per_seed"], results["hours_per_seed"]
-    met = _iqm(finals) >= 1500 and max(hours) <= 2
-    return [(f"| PPO in the dream | {goal} | {_summary(finals)}; {max(hours):.1f} h at most | "
+    steps = max(results["real_steps_per_seed"])
+    met = _iqm(finals) >= 1500 and max(hours) <= 2 and steps <= 300_000
+    return [(f"| PPO in the dream | {goal} | {_summary(finals)}; {max(hours):.1f} h and {steps:,} real steps at most | "
             f"{_status(len(finals), 5, met)} |")]
 
 
@@ -584,29 +585,35 @@ def imagination_throughput() -> str:
             f"{cpu['machine']['torch_threads']} torch thread.\n\n" + "\n".join(lines))
 
 
+DREAM_PPO_VARIANTS = (
+    ("_model_updates2000_first_steps15000", "--model_updates=2000 --first_steps=15000", "2,000 model updates a round"),
+    ("_model_updates2000_validation_episodes0_first_steps20000",
+     "--model_updates=2000 --validation_episodes=0 --first_steps=20000", "2,000 updates, no validation"),
+    ("_gamma0.99_model_updates2000_validation_episodes0_first_steps20000",
+     "--gamma=0.99 --model_updates=2000 --validation_episodes=0 --first_steps=20000", "as above, discount 0.99"),
+    ("_learned_ends_gamma0.99_model_updates2000_validation_episodes0_first_steps20000",
+     "--learned_ends=True --gamma=0.99 --model_updates=2000 --validation_episodes=0 --first_steps=20000",
+     "as above, dreams ended by the learned continue head"))
+"""settings of benchmarks/dream_ppo_walker.py besides its defaults: its results file's suffix, flags, what they change"""
+
+
 def dream_ppo() -> str:
     results = _load("dream_ppo_walker")
-    variants = [(name, flags, what, _load(name)) for name, flags, what in (
-        ("dream_ppo_walker_gamma0.99", "--gamma=0.99", "Discount 0.99"),
-        ("dream_ppo_walker_learned_ends_gamma0.99", "--learned_ends=True --gamma=0.99",
-         "Discount 0.99, dreams ended by the learned continue head"))]
-    variant_line = " ".join(f"{what} (`{flags}`, `{name}.json`, seeds {_seed_list(v['seeds'])}): "
-                            f"{', '.join(f'{x:,.0f}' for x in v['per_seed'])}; IQM {_summary(v['per_seed'])}."
-                            for name, flags, what, v in variants if v)
     if results is None:
-        return "\n\n".join(["Not measured yet: `python benchmarks/dream_ppo_walker.py`.", variant_line]).strip()
+        return "Not measured yet: `python benchmarks/dream_ppo_walker.py`."
     # files without a gap_protocol measured the gap from dreams started anywhere in real episodes,
     # not from first observations as the real return is: that gap is left out
     gaps = results["dream_to_real_gap_per_seed"] if "gap_protocol" in results else None
     lines = [f"{_source(results, 'dream_ppo_walker')}. Protocol: {results['protocol']}"
              + (f"; gap: {results['gap_protocol']}." if gaps else "."), "",
-             "| seed | return | real steps |" + (" dream return - real return |" if gaps else "") + " hours |",
-             "| ---: | ---: | ---: |" + (" ---: |" if gaps else "") + " ---: |"]
+             "| seed | return | policy of round | real steps |" + (" dream return - real return |" if gaps else "")
+             + " hours |", "| ---: | ---: | ---: | ---: |" + (" ---: |" if gaps else "") + " ---: |"]
+    rounds = results.get("policy_round_per_seed", [15] * len(results["seeds"]))
     for i, seed in enumerate(results["seeds"]):
         gap = f" {gaps[i]:,.0f} |" if gaps else ""
-        lines.append(f"| {seed} | {results['per_seed'][i]:,.0f} | {results['real_steps_per_seed'][i]:,} |{gap} "
+        lines.append(f"| {seed} | {results['per_seed'][i]:,.0f} | {rounds[i]} | {results['real_steps_per_seed'][i]:,} |{gap} "
                      f"{results['hours_per_seed'][i]:.2f} |")
-    lines.append(f"| IQM [95% CI] | {_summary(results['per_seed'])} | |" + (" |" if gaps else "") + " |")
+    lines.append(f"| IQM [95% CI] | {_summary(results['per_seed'])} | | |" + (" |" if gaps else "") + " |")
     grid = _load("wm_ppo_default_vs_ppo")
     ppo = (grid or {}).get("eval_curves", {}).get("Walker2d-v4/ppo")
     if ppo:  # model-free PPO's deterministic evaluation nearest the same real steps, seed by seed
@@ -617,7 +624,39 @@ def dream_ppo() -> str:
         lines += ["", (f"Model-free PPO's deterministic evaluation at {', '.join(f'{s:,}' for s in at)} real steps "
                        f"(`wm_ppo_default_vs_ppo.json`, its seeds 1-{len(values)}, 5 episodes each): "
                        f"{', '.join(f'{v:,.0f}' for v in values)}; IQM {_summary(values)}.")]
-    return "\n".join(lines + (["", variant_line] if variant_line else []))
+    return "\n".join(lines + ["", "Other settings: [PPO only in the dream](dreaming.md#ppo-only-in-the-dream-other-settings)."])
+
+
+def dream_ppo_variants() -> str:
+    """PPO only in the dream at settings besides the defaults (docs/dreaming.md)."""
+    variants = [(flags, what, _load("dream_ppo_walker" + suffix)) for suffix, flags, what in DREAM_PPO_VARIANTS]
+    if not any(v for *_, v in variants):
+        return "Not measured yet: `python benchmarks/dream_ppo_walker.py --model_updates=2000 --first_steps=15000`."
+    return "\n".join(
+        ["Each set of flags of `benchmarks/dream_ppo_walker.py` writes its own JSON; the protocol is the defaults' "
+         "([Benchmarks](benchmarks.md#ppo-only-in-the-dream)), the policy the last round's where validation is off.", "",
+         "| settings | flags | seeds | return per seed | IQM [95% CI] (3 seeds: mean [range]) |",
+         "| --- | --- | --- | ---: | ---: |"]
+        + [f"| {what} | `{flags}` | {_seed_list(v['seeds'])} | {', '.join(f'{x:,.0f}' for x in v['per_seed'])} | "
+           f"{_summary(v['per_seed'])} |" for flags, what, v in variants if v])
+
+
+def dream_foresight() -> str:
+    """How far ahead the ensemble's dream foresees a real fall, as its training goes on."""
+    results = _load("dream_foresight")
+    if results is None:
+        return "Not measured yet: `python benchmarks/dream_foresight.py`."
+    befores = list(results["rows"][0]["foresees"])
+    falls = ", ".join(f"{n:,}" for n, fell in zip(results["episode_lengths"], results["falls"]) if fell)
+    lines = [(f"{_source(results, 'dream_foresight')}. The last round's policy of `{results['run']}` (round "
+              f"{results['rounds_done']}, {results['real_steps']:,} real steps) fell after {falls} steps. "
+              f"Protocol: {results['protocol']}."), "",
+             "| further updates | " + " | ".join(f"dreams from {k} steps before" for k in befores) + " |",
+             "| ---: |" + " ---: |" * len(befores)]
+    for row in results["rows"]:
+        cells = [f"{statistics.fmean(row['foresees'][k]):.0%}" if row["foresees"][k] else "-" for k in befores]
+        lines.append(f"| {row['extra_updates']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _sharing(results: dict, i: int) -> str:
@@ -806,7 +845,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "mbppo_design": mbppo_design, "mbppo_seeds": mbppo_seeds, "mbppo_controls": mbppo_controls,
     "dreamer_update_time": dreamer_update_time,
     "dreamer_returns": dreamer_returns, "sheeprl": sheeprl, "open_loop": open_loop,
-    "imagination_throughput": imagination_throughput, "dream_ppo": dream_ppo, "collection": collection, "sidewalk": sidewalk,
+    "imagination_throughput": imagination_throughput, "dream_ppo": dream_ppo, "dream_ppo_variants": dream_ppo_variants, "dream_foresight": dream_foresight, "collection": collection, "sidewalk": sidewalk,
     "sidewalk_seeds": sidewalk_seeds, "sidewalk_m_luck": sidewalk_m_luck,
     "pluggable_dreaming": pluggable_dreaming, "wm_ppo_clip": wm_ppo_clip, "wm_ppo_epochs": wm_ppo_epochs, "wm_grad_norms": wm_grad_norms,
     "what_works": what_works,

@@ -6,11 +6,12 @@
 
 Each round: real episodes (random actions first, then the dream-trained policy's), the world
 model trained on all of them, PPO trained purely in its dream from the states of the latest real
-episodes, the policy scored in the real env. The policy never learns from a real step. The run
-prints its budget split at the start, resumes after a kill from its last saved stage, and writes
-``evaluations.jsonl`` (per round: real return, the dream's return over ``horizon`` steps and the
-real one over the same steps, their gap), a learning curve against real env steps, the policy and
-world model as checkpoints, and ``summary.json``. The loop is :mod:`worldkit.runs.dream_ppo`.
+episodes, the policy validated on a few real episodes and scored on others. The policy never learns
+from a real step; the round whose policy validates best gives the run's policy. The run prints its
+budget split at the start, resumes after a kill from its last saved stage, and writes
+``evaluations.jsonl`` (per round: validation and real return, the dream's return over ``horizon``
+steps and the real one over the same steps, their gap), a learning curve against real env steps,
+the chosen policy and its world model as checkpoints, and ``summary.json``. The loop is :mod:`worldkit.runs.dream_ppo`.
 """
 
 from dataclasses import dataclass

@@ -14,10 +14,12 @@ import torch
 
 from worldkit.checkpoints import from_pretrained
 from worldkit.controllers.dreamer import DreamerAgent, DreamerConfig, DreamerLearner
-from worldkit.data import EpisodeStore
+from worldkit.data import EpisodeStore, collect
+from worldkit.envs import parse_spec
 from worldkit.models.rssm import RSSM
-from worldkit.runs.dream_ppo import DreamPPOConfig
+from worldkit.runs.dream_ppo import DreamPPOConfig, _validate
 from worldkit.runs.dreamer import DreamerRunConfig, preset_config
+from worldkit.runs.files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DREAMER = ["--preset=tiny", "--prefill=500", "--train_ratio=2", "--size=tiny", "--hidden=32", "--batch_size=4",
@@ -153,9 +155,22 @@ def test_dream_ppo_recipe_improves_in_rounds_resumes_and_reports_the_gap(tmp_pat
     for key in ("real_return", "real_return_at_horizon", "dream_return", "dream_to_real_gap", "model_loss"):
         assert all(np.isfinite(row[key]) for row in rows), key
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["rounds"] == 2 and summary["real_return"] == rows[-1]["real_return"]
+    # the run's policy is the round's that did best on its validation episodes, which became data
+    validations = [row["validation_return"] for row in rows]
+    assert summary["rounds"] == 2 and summary["policy_round"] == 1 + int(validations[1] >= validations[0])
+    assert summary["real_return"] == rows[summary["policy_round"] - 1]["real_return"]
     store = EpisodeStore(tmp_path / "data")
-    assert store.num_steps == rows[-1]["real_steps"] >= 1000 + 500
+    assert store.num_steps == rows[-1]["real_steps"] == summary["real_steps"] >= 1000 + 500
+    assert len(store) >= 2 * 5 and np.mean([store.episode(i)["reward"].sum() for i in range(len(store) - 5, len(store))]) \
+        == pytest.approx(validations[1])
+    again = run_recipe("dream_ppo_walker.py", tmp_path, *TINY_DREAM_PPO, "--rounds=2")  # a finished run, restarted
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "summary.json").read_text())["policy_round"] == summary["policy_round"]
+    unvalidated = run_recipe("dream_ppo_walker.py", tmp_path / "last", *TINY_DREAM_PPO, "--rounds=1",
+                             "--validation_episodes=0")
+    assert unvalidated.returncode == 0, unvalidated.stderr[-3000:]
+    assert json.loads((tmp_path / "last" / "summary.json").read_text())["policy_round"] == 1
+    assert EpisodeStore(tmp_path / "last" / "data").num_steps < 1000 + 1000  # the random steps only
     for name in ("checkpoints/policy/model.safetensors", "checkpoints/world_model/model.safetensors",
                  "learning_curve.png"):
         assert (tmp_path / name).exists(), name
@@ -166,6 +181,19 @@ def test_dream_ppo_recipe_improves_in_rounds_resumes_and_reports_the_gap(tmp_pat
         DreamPPOConfig(world_model="rssm", penalty=1.0)
     with pytest.raises(ValueError, match="one member cannot disagree with itself"):
         DreamPPOConfig(ensemble_size=1, penalty=1.0)
+
+
+def test_validation_killed_mid_way_resumes_to_the_rounds_episodes(tmp_path):
+    """A round killed during validation goes on from its marked first validation episode: the round
+    ends with exactly its validation episodes, and their mean return is the one it scores."""
+    config = DreamPPOConfig(validation_episodes=3, seed=0)
+    store = collect(tmp_path / "data", "Walker2d-v4", episodes=4, progress=False)  # 2 before, 2 already validated
+    write_json(tmp_path / "validation.json", {"round": 1, "episode": 2})
+    store, mean = _validate(config, parse_spec("Walker2d-v4"), tmp_path, store, None, round_index=1)
+    assert len(store) == 2 + 3
+    assert mean == pytest.approx(np.mean([store.episode(i)["reward"].sum() for i in range(2, 5)]))
+    store, _ = _validate(config, parse_spec("Walker2d-v4"), tmp_path, store, None, round_index=2)  # the next round's
+    assert len(store) == 5 + 3 and json.loads((tmp_path / "validation.json").read_text()) == {"round": 2, "episode": 5}
 
 
 def test_dreamer_recipe_compiled_loops_make_the_same_updates():

@@ -1,7 +1,9 @@
 """PPO purely in a world model's dream, improved in rounds as model-based methods do (ME-TRPO):
 collect real episodes (random at first, then with the dream-trained policy), train the world
-model on all of them, train PPO only in its dream from real start states, score the policy in the
-real env, repeat. The policy never learns from a real step.
+model on all of them, train PPO only in its dream from real start states, validate the policy on
+a few real episodes, repeat. The policy never learns from a real step; the run's policy is the
+round's that did best in validation (ME-TRPO's real-env validation), as a dream-trained policy
+can get worse from one round to the next.
 
 A dynamics ensemble (the default, as ME-TRPO) keeps the policy from exploiting one model's
 errors: every dreamed step follows a randomly drawn member. The RSSM can dream instead.
@@ -11,7 +13,9 @@ round counter are saved at the end of each stage, and PPO's progress inside a ro
 update, so a killed run started again goes on from its last saved stage.
 """
 
+import copy
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +51,19 @@ class DreamPPOConfig(TrackingOptions):
     world_model: Literal["ensemble", "rssm"] = "ensemble"
     """the dream: a dynamics ensemble (each dreamed step by a random member) or an RSSM"""
     rounds: int = 15
-    first_steps: int = 20_000
-    """real steps of random actions before the first round"""
+    first_steps: int = 14_000
+    """real steps of random actions before the first round (14,000: with whole episodes of at most 1,000
+    steps and the last round's validation, the defaults stay within 300,000 real steps)"""
     steps_per_round: int = 20_000
-    """real steps the dream-trained policy collects in each later round (actions sampled)"""
-    model_updates: int = 2_000
-    """world-model updates per round, on every real episode so far"""
+    """real steps the dream-trained policy collects in each later round (actions sampled), counting
+    the previous round's validation episodes"""
+    validation_episodes: int = 5
+    """real episodes of each round's deterministic policy, kept as data; the run's policy is the round's
+    with the best mean validation return (0: the last round's, unvalidated)"""
+    model_updates: int = 8_000
+    """world-model updates per round, on every real episode so far. Why this many: with fewer, the
+    ensemble foresees a fall of the policy's gait from fewer steps ahead (docs/dreaming.md), and PPO
+    learns gaits that walk for a while and then fall"""
     model_batch_size: int = 256
     ensemble_size: int = 5
     ensemble_hidden: tuple[int, ...] = (200, 200)
@@ -100,11 +111,13 @@ class DreamPPOConfig(TrackingOptions):
         if self.penalty and self.ensemble_size < 2:
             raise ValueError(f"penalty needs --ensemble_size of 2 or more (one member cannot disagree with itself), "
                              f"got {self.ensemble_size}")
-        if self.steps_per_round < 0:
-            raise ValueError(f"steps_per_round must be >= 0, got {self.steps_per_round}")
+        for name in ("steps_per_round", "validation_episodes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def real_steps(self) -> int:
+        """The real steps collected before the last round's validation episodes (whole episodes may add a few)."""
         return self.first_steps + (self.rounds - 1) * self.steps_per_round
 
 
@@ -125,20 +138,22 @@ def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
     hold_run_dir(run_dir)
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
+    validation = (f", its {config.validation_episodes} deterministic validation episodes among them) and the last "
+                  f"round's validation episodes" if config.validation_episodes else ")")
     print(f"dream PPO on {spec}: {config.rounds} rounds, {config.real_steps:,} real steps ({config.first_steps:,} random, "
-          f"then {config.steps_per_round:,} a round with the policy), {config.model_updates:,} {config.world_model} "
+          f"then {config.steps_per_round:,} a round with the policy{validation}, {config.model_updates:,} {config.world_model} "
           f"updates and {config.dream_steps:,} dreamed PPO steps a round, dreams ended by "
           f"{'the ' + str(spec.name) + ' termination rule' if ends else 'the learned continue head'}")
 
     model = _new_world_model(config, *spaces, str(spec))
     model_optimizer = model.configure_optimizers()
-    ppo_state, state_file = None, run_dir / "state.pt"
+    ppo_state, best, state_file = None, None, run_dir / "state.pt"
     done, seconds, saved = 0, 0.0, {}
     if state_file.exists():
         saved = torch.load(state_file, weights_only=True)
         model.load_state_dict(saved["model"])
         model_optimizer.load_state_dict(saved["model_optimizer"])
-        ppo_state, done, seconds = saved["ppo"], saved["rounds_done"], saved["seconds"]
+        ppo_state, best, done, seconds = saved["ppo"], saved.get("best"), saved["rounds_done"], saved["seconds"]
         print(f"resuming {run_dir} after round {done}")
     evaluations = EvaluationLog(run_dir / "evaluations.jsonl", saved["real_steps"] if done else None)
     logger = RunLogger(run_dir, config, mode=config.wandb_mode, name=run_dir.name)
@@ -153,28 +168,48 @@ def run_dream_ppo(config: DreamPPOConfig) -> dict[str, Any]:
         target = config.first_steps + round_index * config.steps_per_round
         store = collect(run_dir / "data", str(spec), steps=target, policy=policy, seed=config.seed * 1000 + round_index,
                         progress=config.progress)
-        # 2. the world model, on every real episode so far
-        model_loss = _train_world_model(config, model, model_optimizer, store, round_index)
+        # 2. the world model, on every real episode so far (kept till the round ends: a round killed
+        # later resumes with the model its PPO trained in)
+        model_file = run_dir / "model_round.pt"
+        trained = torch.load(model_file, weights_only=True) if model_file.exists() else {}
+        if trained.get("round") == round_index:
+            model.load_state_dict(trained["model"])
+            model_optimizer.load_state_dict(trained["model_optimizer"])
+            model_loss = trained["loss"]
+        else:
+            model_loss = _train_world_model(config, model, model_optimizer, store, round_index)
+            save_atomically({"model": model.state_dict(), "model_optimizer": model_optimizer.state_dict(),
+                             "loss": model_loss, "round": round_index}, model_file)
         # 3. PPO in the dream only, from the states of the latest real episodes
         episodes = [store.episode(i) for i in range(max(0, len(store) - config.start_episodes), len(store))]
         starts = real_start_states(model, episodes)
         ppo = _dream_ppo(config, model, starts, ends, round_index, ppo_state, run_dir, logger)
         ppo_state = ppo.state_dict()
-        (run_dir / "ppo_round.pt").unlink(missing_ok=True)
-        # 4. the policy, scored in the real env and in the dream over the same horizon
+        # 4. the deterministic policy on validation episodes, kept as data; the best round's is the run's
         act = lambda features, agent=ppo.agent: agent.act(features, deterministic=True)
+        store, validation = _validate(config, spec, run_dir, store, WorldModelPolicy(model, act), round_index)
+        if config.validation_episodes and (best is None or validation >= best["validation_return"]):
+            best = copy.deepcopy({"round": round_index + 1, "validation_return": validation,
+                                  "agent": ppo.agent.state_dict(), "model": model.state_dict()})  # training goes on
+        # 5. the policy, scored in the real env and in the dream over the same horizon
         row = _evaluate(config, spec, model, ppo.agent, act, real_start_states(model, episodes, steps_per_episode=0),
                         ends, round_index, store, model_loss)
         row["seconds"] = round(seconds + time.perf_counter() - sitting, 1)
+        if validation is not None:
+            row["validation_return"] = validation
         evaluations.append(row)
         logger.log({f"eval/{k}": v for k, v in row.items() if k not in ("step", "round")}, step=row["real_steps"])
         print(f"round {round_index + 1}/{config.rounds}: {row['real_steps']:,} real steps, real return "
               f"{row['real_return']:.0f}, dream {row['dream_return']:.0f} over {config.horizon} steps "
-              f"(real {row['real_return_at_horizon']:.0f})")
+              f"(real {row['real_return_at_horizon']:.0f})" + (f", validation {validation:.0f}" if validation is not None else ""))
         save_atomically({"model": model.state_dict(), "model_optimizer": model_optimizer.state_dict(),
-                         "ppo": ppo_state, "rounds_done": round_index + 1, "real_steps": row["step"],
+                         "ppo": ppo_state, "best": best, "rounds_done": round_index + 1, "real_steps": row["step"],
                          "seconds": row["seconds"]}, state_file)
-    summary = _write_artifacts(config, spec, run_dir, model, ppo_state, evaluations.rows, logger)
+        for stage_file in (model_file, run_dir / "ppo_round.pt"):  # kept till here: a killed round skips its stages
+            stage_file.unlink(missing_ok=True)
+    if best is None:  # no validation: the last round's policy
+        best = {"round": len(evaluations.rows), "agent": ppo_state["agent"], "model": model.state_dict()}
+    summary = _write_artifacts(config, spec, run_dir, model, best, evaluations.rows, logger)
     logger.finish()
     return summary
 
@@ -218,6 +253,23 @@ def _train_world_model(config: DreamPPOConfig, model, optimizer, store: EpisodeS
             losses.append(loss.item())
     model.eval()
     return float(np.mean(losses[-100:]))
+
+
+def _validate(config: DreamPPOConfig, spec, run_dir: Path, store: EpisodeStore, policy,
+              round_index: int) -> "tuple[EpisodeStore, float | None]":
+    """The deterministic policy's mean return over ``validation_episodes`` real episodes, added to the
+    store (a killed run resumes them: the round's first validation episode is marked beforehand)."""
+    if not config.validation_episodes:
+        return store, None
+    marker = run_dir / "validation.json"
+    first = json.loads(marker.read_text()) if marker.exists() else {}
+    if first.get("round") != round_index:
+        first = {"round": round_index, "episode": len(store)}
+        write_json(marker, first)
+    store = collect(store.path, str(spec), episodes=first["episode"] + config.validation_episodes, policy=policy,
+                    seed=config.seed * 1000 + 500 + round_index, progress=config.progress)
+    returns = [float(store.episode(i)["reward"].sum()) for i in range(first["episode"], first["episode"] + config.validation_episodes)]
+    return store, float(np.mean(returns))
 
 
 def _transitions(store: EpisodeStore) -> dict[str, torch.Tensor]:
@@ -277,15 +329,19 @@ def _evaluate(config: DreamPPOConfig, spec, model, agent, act, first_states, end
             "dream_to_real_gap": in_dream["mean_return"] - at_horizon["mean_return"], "model_loss": model_loss}
 
 
-def _write_artifacts(config: DreamPPOConfig, spec, run_dir: Path, model, ppo_state: dict, rows: list[dict],
+def _write_artifacts(config: DreamPPOConfig, spec, run_dir: Path, model, best: dict, rows: list[dict],
                      logger: RunLogger) -> dict[str, Any]:
+    """The chosen round's policy and world model (the policy acts on that model's features) as checkpoints,
+    its scores as the summary, and the learning curve."""
     from worldkit.plots import learning_curves
 
-    agent = _agent(config, model, ppo_state)
-    last = rows[-1]
-    summary = {"env": str(spec), "world_model": config.world_model, "rounds": len(rows), **{
-        key: last[key] for key in ("real_steps", "dream_steps", "real_return", "real_std", "real_return_at_horizon",
-                                   "dream_return", "dream_to_real_gap")}, "hours": round(last["seconds"] / 3600, 3)}
+    model.load_state_dict(best["model"])
+    agent = _agent(config, model, best)
+    chosen, last = rows[best["round"] - 1], rows[-1]
+    summary = {"env": str(spec), "world_model": config.world_model, "rounds": len(rows), "policy_round": best["round"],
+               **{key: chosen[key] for key in ("real_return", "real_std", "real_return_at_horizon", "dream_return",
+                                               "dream_to_real_gap", "validation_return") if key in chosen},
+               "real_steps": last["real_steps"], "dream_steps": last["dream_steps"], "hours": round(last["seconds"] / 3600, 3)}
     for part, module in (("policy", agent), ("world_model", model)):
         logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=summary),
                               f"{run_dir.name}-{part}".replace("_", "-"), summary)
