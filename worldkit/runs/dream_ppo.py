@@ -346,11 +346,13 @@ def _write_artifacts(config: DreamPPOConfig, spec, run_dir: Path, model, best: d
         logger.log_checkpoint(save_pretrained(module, run_dir / "checkpoints" / part, metrics=summary),
                               f"{run_dir.name}-{part}".replace("_", "-"), summary)
     steps = [row["real_steps"] for row in rows]
-    learning_curves({"real return": [(steps, [row["real_return"] for row in rows])],
-                     f"dream return over {config.horizon} steps": [(steps, [row["dream_return"] for row in rows])],
-                     f"real return over {config.horizon} steps": [(steps, [row["real_return_at_horizon"] for row in rows])]},
-                    run_dir / "learning_curve.png", xlabel="real env steps",
-                    title=f"PPO trained only in dreams of {spec} ({config.world_model})")
+    curves = {"real return": [(steps, [row["real_return"] for row in rows])],
+              f"dream return over {config.horizon} steps": [(steps, [row["dream_return"] for row in rows])],
+              f"real return over {config.horizon} steps": [(steps, [row["real_return_at_horizon"] for row in rows])]}
+    if all("validation_return" in row for row in rows):
+        curves["validation return"] = [(steps, [row["validation_return"] for row in rows])]
+    learning_curves(curves, run_dir / "learning_curve.png", xlabel="real env steps",
+                    title=f"PPO only in dreams of {spec} ({config.world_model}); the run's policy: round {best['round']}")
     logger.log_image("learning_curve", run_dir / "learning_curve.png")
     write_json(run_dir / "summary.json", summary)
     return summary
