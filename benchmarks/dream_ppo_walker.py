@@ -11,7 +11,7 @@
 Each seed is one recipe run in ``<run_dir>/seed<k>``, one after another (``--jobs=2``: two at once); finished runs are skipped
 and killed ones resume. Protocol: the run's policy (the round's with the best validation return),
 deterministic, 10 real episodes (reset seeds 10,000 + seed, never used for validation), after the
-recipe's 300k real steps; IQM and mean with 95% stratified bootstrap CIs over seeds. Writes
+recipe's at most 300k real steps; IQM and mean with 95% stratified bootstrap CIs over seeds. Writes
 benchmarks/results/dream_ppo_walker.json.
 """
 
